@@ -1,0 +1,1 @@
+"""MaMA engine: DICOM, captions, model, losses, training, evaluation, inference, registry. Never imports Qt."""

@@ -1,0 +1,1 @@
+"""PySide6 reading workstation over mama_core."""
