@@ -1,0 +1,67 @@
+"""Model input geometry (DESIGN §1 "Images"): resize the long side to `size`, pad to a square,
+normalise with mean 0.5 / std 0.5.
+
+Images arrive in canonical orientation (chest wall at column 0), so padding goes to the
+right and the bottom: the breast stays anchored at the top-left and the mapping between
+model patches and native pixels is a single scale factor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MEAN = 0.5
+STD = 0.5
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a native [H, W] image sits inside the square model input."""
+
+    native_shape: tuple[int, int]  # (H, W) of the native pixels
+    size: int  # side of the square model input
+    scale: float  # model pixels per native pixel
+
+    @property
+    def content_shape(self) -> tuple[int, int]:
+        """(h, w) of the resized image inside the square, before padding."""
+        h, w = self.native_shape
+        return max(1, round(h * self.scale)), max(1, round(w * self.scale))
+
+
+def letterbox_for(native_shape: tuple[int, int], size: int) -> Letterbox:
+    h, w = native_shape
+    return Letterbox(native_shape=(int(h), int(w)), size=int(size), scale=size / max(h, w))
+
+
+def resize_to_square(pixels: np.ndarray | torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
+    """[H, W] float in [0, 1] -> ([size, size] float32 in [0, 1], Letterbox). Not normalised,
+    so it can be cached as uint8/float16 and augmented before `normalise`."""
+    img = torch.as_tensor(np.asarray(pixels, dtype=np.float32))
+    box = letterbox_for(tuple(img.shape), size)
+    h, w = box.content_shape
+    resized = F.interpolate(img[None, None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    out = torch.zeros(size, size, dtype=torch.float32)
+    out[:h, :w] = resized[0, 0].clamp_(0.0, 1.0)
+    return out, box
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """[..., H, W] in [0, 1] -> model scale (mean 0.5, std 0.5)."""
+    return (images - MEAN) / STD
+
+
+def patch_map_to_native(grid_values: torch.Tensor, box: Letterbox) -> torch.Tensor:
+    """Upsample per-patch values [S, gh, gw] (covering the whole square input) to the native
+    pixel grid [S, H, W], dropping the padded region. Values are interpolated, never rescaled,
+    so absolute similarity levels survive (DESIGN §3)."""
+    s = grid_values.shape[0]
+    full = F.interpolate(grid_values[None].float(), size=(box.size, box.size), mode="bilinear", align_corners=False)[0]
+    h, w = box.content_shape
+    content = full[:, :h, :w]
+    native = F.interpolate(content[None], size=box.native_shape, mode="bilinear", align_corners=False)[0]
+    return native.reshape(s, *box.native_shape)
