@@ -1,0 +1,119 @@
+"""Reading DICOM files safely: every failure becomes a `DicomError` naming the file (DESIGN §2).
+
+pydicom is forgiving by design: a file cut short mid-header still parses, the last element
+just holds fewer bytes than its declared length. We check for that here so that a truncated
+file is reported as truncated rather than as "missing tag X" further down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from mama_core.errors import DicomError
+
+# Pixel-data-like elements never shown in the tag panel (PS3.5 §8 / PS3.6 group 7FE0).
+_PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_MAX_SHOWN_CHARS = 200
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    stop_before_pixels: bool = False,
+    specific_tags: list[Any] | None = None,
+) -> Dataset:
+    """dcmread with the engine's error contract: missing, not DICOM, corrupt and truncated
+    files all raise `DicomError(reason, path)`."""
+    p = Path(path)
+    if not p.exists():
+        raise DicomError("file not found", p)
+    if p.is_dir():
+        raise DicomError("is a folder, not a DICOM file", p)
+    try:
+        ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags)
+    except InvalidDicomError as exc:
+        raise DicomError("not a DICOM file (no 'DICM' prefix / file meta information)", p) from exc
+    except Exception as exc:  # pydicom raises many kinds on corrupt input; all mean "unreadable"
+        raise DicomError(f"unreadable DICOM, truncated or corrupt ({type(exc).__name__}: {exc})", p) from exc
+    if _cut_short(ds):
+        raise DicomError("truncated file: an element holds fewer bytes than its declared length", p)
+    return ds
+
+
+def read_header(path: str | Path) -> Dataset:
+    """The header only (no pixel data is read); same errors as `read_dataset`."""
+    return read_dataset(path, stop_before_pixels=True)
+
+
+def _cut_short(ds: Dataset) -> bool:
+    """True when a top-level element still in raw form holds fewer bytes than it declared,
+    which is what pydicom leaves behind when the file ends early."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if not isinstance(raw, RawDataElement) or raw.value is None:
+            continue  # already converted or deferred: nothing to compare
+        if raw.length != _UNDEFINED_LENGTH and len(raw.value) < raw.length:
+            return True
+    return False
+
+
+def tags_for_display(path: str | Path) -> list[tuple[str, str, str]]:
+    """(tag, name, value) rows for the desktop's tag panel: file meta then the dataset, with
+    sequence items indented by '> ' per level; pixel data is skipped."""
+    ds = read_header(path)
+    rows: list[tuple[str, str, str]] = []
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        _walk(meta, 0, rows)
+    _walk(ds, 0, rows)
+    return rows
+
+
+def _walk(ds: Dataset, depth: int, rows: list[tuple[str, str, str]]) -> None:
+    indent = "> " * depth
+    for tag in list(ds.keys()):
+        if int(tag) in _PIXEL_TAGS:
+            continue
+        elem = _element(ds, tag)
+        if elem is None:
+            rows.append((_tag_text(tag), f"{indent}(unreadable element)", ""))
+            continue
+        rows.append((_tag_text(tag), indent + (elem.name or "Unknown"), _value_text(elem)))
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value, start=1):
+                rows.append(("", f"{indent}> Item {i}", ""))
+                _walk(item, depth + 2, rows)
+
+
+def _element(ds: Dataset, tag: Any) -> DataElement | None:
+    try:
+        return ds[tag]
+    except Exception:  # an element whose value cannot be converted: show it as unreadable
+        return None
+
+
+def _tag_text(tag: Any) -> str:
+    t = int(tag)
+    return f"({t >> 16:04X},{t & 0xFFFF:04X})"
+
+
+def _value_text(elem: DataElement) -> str:
+    value = elem.value
+    if elem.VR == "SQ":
+        return f"<{len(value)} item(s)>"
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text if len(text) <= _MAX_SHOWN_CHARS else text[: _MAX_SHOWN_CHARS - 1] + "…"

@@ -1,0 +1,263 @@
+"""MaMA training objective (paper arXiv 2409.18119, eqs. 1-4).
+
+Every function takes *raw* embeddings and L2-normalises them itself, so callers never have
+to remember which tensors are already normalised. Every InfoNCE term is averaged over the
+batch and over both directions (image->text and text->image, or anchor and pair).
+
+Under DDP the caller (or `mama_objective(..., gather=True)`) all-gathers the embeddings
+*with gradient* first, so that every loss sees the global batch (DESIGN §1 "Losses").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+from mama_core.errors import ConfigError
+
+# Keys of the model output dict that hold per-sample embeddings (gathered under DDP).
+GATHERED_KEYS = ("image_global", "image2_global", "text_global", "image_patches", "sentences")
+
+# Default memory budget (elements) of one chunk of the B x B x P x S similarity tensor in
+# the local loss: 2**26 fp32 elements = 256 MiB.
+DEFAULT_LOCAL_CHUNK_ELEMENTS = 2**26
+
+
+@dataclass
+class LossConfig:
+    """Weights and schedule of eq. (4).
+
+    `image_image_temperature`: the paper does not state the SimCLR temperature of L_VV;
+    0.1 is our default (the usual SimCLR value) and is configurable.
+    `hold_back_global_until_delta`: the released reference code also switches L_VV and the
+    second-view L_VT on only at step delta; the paper (our default) has them on from step 0.
+    """
+
+    image_image_temperature: float = 0.1
+    local_weight: float = 1.0
+    delta_steps: int = 8000
+    hold_back_global_until_delta: bool = False
+    local_chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS
+
+    def __post_init__(self) -> None:
+        if not (self.image_image_temperature > 0 and math.isfinite(self.image_image_temperature)):
+            raise ConfigError("must be a positive number", field="image_image_temperature")
+        if not (self.local_weight >= 0 and math.isfinite(self.local_weight)):
+            raise ConfigError("must be a non-negative number", field="local_weight")
+        if int(self.delta_steps) != self.delta_steps or self.delta_steps < 0:
+            raise ConfigError("must be a non-negative integer", field="delta_steps")
+        if self.local_chunk_elements < 1:
+            raise ConfigError("must be at least 1", field="local_chunk_elements")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LossConfig":
+        unknown = set(data) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise ConfigError(f"unknown loss option(s): {sorted(unknown)}", field="loss")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _symmetric_infonce(logits: Tensor) -> Tensor:
+    """InfoNCE with matched pairs on the diagonal, averaged over both directions."""
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    logits = logits.float()
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+
+
+def _check_pair(a: Tensor, b: Tensor, name: str) -> None:
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"{name}: expected two [B, D] tensors of equal shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+
+
+# --------------------------------------------------------------------------- eq. (1)
+
+
+def image_image_loss(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """SimCLR NT-Xent over the 2B view embeddings, eq. (1).
+
+    Each of the 2B anchors has its other view as positive and the remaining 2B-2
+    embeddings as negatives; the mean over all 2B anchors covers both directions.
+    """
+    _check_pair(z1, z2, "image_image_loss")
+    batch = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
+    sim = z @ z.t() / temperature
+    # An anchor is never its own negative.
+    sim = sim.masked_fill(torch.eye(2 * batch, dtype=torch.bool, device=z.device), float("-inf"))
+    idx = torch.arange(batch, device=z.device)
+    targets = torch.cat([idx + batch, idx])
+    return F.cross_entropy(sim, targets)
+
+
+# --------------------------------------------------------------------------- eq. (2)
+
+
+def image_text_loss(img: Tensor, txt: Tensor, logit_scale: Tensor | float) -> Tensor:
+    """Symmetric CLIP loss, eq. (2); `logit_scale` is the multiplier 1/tau."""
+    _check_pair(img, txt, "image_text_loss")
+    img_n = F.normalize(img.float(), dim=-1)
+    txt_n = F.normalize(txt.float(), dim=-1)
+    return _symmetric_infonce(logit_scale * img_n @ txt_n.t())
+
+
+# --------------------------------------------------------------------------- eq. (3)
+
+
+def _check_local(patches: Tensor, sentences: Tensor, mask: Tensor) -> None:
+    if patches.ndim != 3 or sentences.ndim != 3 or mask.ndim != 2:
+        raise ValueError("local_alignment_loss: expected patches [B,P,D], sentences [B,S,D], "
+                         "sentence_mask [B,S]")
+    if patches.shape[0] != sentences.shape[0] or patches.shape[2] != sentences.shape[2]:
+        raise ValueError(f"local_alignment_loss: patches {tuple(patches.shape)} and sentences "
+                         f"{tuple(sentences.shape)} disagree on B or D")
+    if tuple(mask.shape) != tuple(sentences.shape[:2]):
+        raise ValueError("local_alignment_loss: sentence_mask must be [B, S] like sentences")
+    if not bool(mask.any(dim=1).all()):
+        # c_T takes a max over the valid sentences of each report: an empty report has none.
+        raise ValueError("local_alignment_loss: every caption needs at least one valid sentence")
+
+
+def _localization_chunk(p: Tensor, s: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    """c_V and c_T for all images i against one chunk of reports j.
+
+    p [B,P,D] and s [J,S,D] are unit vectors, m [J,S] marks valid sentences.
+    C[i,j,p,s] = cos(patch p of image i, sentence s of report j).
+    """
+    sim = torch.einsum("ipd,jsd->ijps", p, s)                        # [B, J, P, S]
+    valid = m[None, :, None, :]                                       # broadcast over i, p
+    sim = sim.masked_fill(~valid, float("-inf"))
+    # Visual localization: each valid sentence of j picks its best patch of i, then mean.
+    best_patch = sim.max(dim=2).values                                # [B, J, S]
+    best_patch = best_patch.masked_fill(~m[None], 0.0)
+    c_v = best_patch.sum(dim=-1) / m.sum(dim=-1).to(best_patch.dtype)[None]
+    # Text localization: each patch of i picks its best valid sentence of j, then mean.
+    c_t = sim.max(dim=3).values.mean(dim=2)                           # [B, J]
+    return c_v, c_t
+
+
+def _chunk_size(batch: int, patches: int, sents: int, budget: int) -> int:
+    per_report = max(1, batch * patches * sents)
+    return max(1, min(batch, budget // per_report))
+
+
+def local_alignment_loss(
+    patches: Tensor,
+    sentences: Tensor,
+    sentence_mask: Tensor,
+    logit_scale: Tensor | float,
+    chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS,
+) -> Tensor:
+    """Symmetric local alignment (SLA) loss, eq. (3).
+
+    c_V[i,j] = mean over valid sentences of report j of max over patches of image i;
+    c_T[i,j] = mean over patches of image i of max over valid sentences of report j.
+    InfoNCE in both directions on each, L = (L_V + L_T) / 2. The B x B x P x S cosine
+    tensor is built in chunks of reports so that one chunk holds at most
+    `chunk_elements` values; `max(dim)` (not `amax`) keeps only the argmax indices for
+    backward, so a chunk is freed as soon as it is reduced.
+    """
+    _check_local(patches, sentences, sentence_mask)
+    p = F.normalize(patches.float(), dim=-1)
+    s = F.normalize(sentences.float(), dim=-1)
+    m = sentence_mask.bool()
+    batch, n_patch, _ = p.shape
+    step = _chunk_size(batch, n_patch, s.shape[1], chunk_elements)
+    parts = [_localization_chunk(p, s[j:j + step], m[j:j + step]) for j in range(0, batch, step)]
+    c_v = torch.cat([c for c, _ in parts], dim=1)
+    c_t = torch.cat([c for _, c in parts], dim=1)
+    return (_symmetric_infonce(logit_scale * c_v) + _symmetric_infonce(logit_scale * c_t)) / 2
+
+
+# --------------------------------------------------------------------------- DDP
+
+
+def _world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def gather_with_grad(tensor: Tensor) -> Tensor:
+    """Concatenate `tensor` from every rank along dim 0, keeping the autograd graph.
+
+    Uses torch.distributed.nn.functional.all_gather, whose backward sends each rank the
+    gradient of its own slice; identity outside DDP or with one process.
+    """
+    if _world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+
+
+def _pad_sentences(sentences: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Pad S to the largest S over all ranks so that the gathered tensors stack."""
+    size = torch.tensor([sentences.shape[1]], device=sentences.device)
+    dist.all_reduce(size, op=dist.ReduceOp.MAX)
+    extra = int(size.item()) - sentences.shape[1]
+    if extra == 0:
+        return sentences, mask
+    return F.pad(sentences, (0, 0, 0, extra)), F.pad(mask, (0, extra), value=False)
+
+
+def gather_outputs(outputs: dict) -> dict:
+    """The model outputs with every per-sample tensor gathered over ranks (with gradient)."""
+    if _world_size() == 1:
+        return outputs
+    out = dict(outputs)
+    out["sentences"], mask = _pad_sentences(outputs["sentences"], outputs["sentence_mask"])
+    for key in GATHERED_KEYS:
+        if key in out:
+            out[key] = gather_with_grad(out[key])
+    # The mask carries no gradient; gather it as integers (bool collectives vary by backend).
+    out["sentence_mask"] = gather_with_grad(mask.to(torch.uint8)).bool()
+    return out
+
+
+# --------------------------------------------------------------------------- eq. (4)
+
+
+def local_weight(step: int, cfg: LossConfig) -> float:
+    """w(step) of eq. (4): 0 for the first delta optimiser steps, then `local_weight`."""
+    return cfg.local_weight if step >= cfg.delta_steps else 0.0
+
+
+def mama_objective(outputs: dict, step: int, cfg: LossConfig, gather: bool = True) -> dict:
+    """Total objective, eq. (4): L_VV(v, v~) + L_VT(v, t) + L_VT(v~, t) + w L_local.
+
+    Returns `image_image_loss`, `image_text_loss`, `image2_text_loss`, `local_loss` and
+    `loss`; a term that is not active at `step` is a zero (and is not computed), and
+    `local_loss` holds the *weighted* term, so `loss` is exactly the sum of the `*_loss`
+    entries. `local_weight` reports w(step).
+    """
+    out = gather_outputs(outputs) if gather else outputs
+    zero = out["image_global"].new_zeros((), dtype=torch.float32)
+    before_delta = step < cfg.delta_steps
+    hold_back = cfg.hold_back_global_until_delta and before_delta
+    w = local_weight(step, cfg)
+    terms = {
+        "image_image_loss": zero if hold_back else image_image_loss(
+            out["image_global"], out["image2_global"], cfg.image_image_temperature),
+        "image_text_loss": image_text_loss(out["image_global"], out["text_global"],
+                                           out["logit_scale"]),
+        "image2_text_loss": zero if hold_back else image_text_loss(
+            out["image2_global"], out["text_global"], out["logit_scale"]),
+        "local_loss": zero if w == 0 else w * local_alignment_loss(
+            out["image_patches"], out["sentences"], out["sentence_mask"], out["local_scale"],
+            chunk_elements=cfg.local_chunk_elements),
+    }
+    terms["loss"] = sum(terms.values())
+    terms["local_weight"] = torch.tensor(w)
+    return terms

@@ -1,0 +1,247 @@
+"""Each loss against a direct, loop-based evaluation of the paper's formula (eqs. 1-4)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mama_core.errors import ConfigError
+from mama_core.losses import (
+    LossConfig,
+    gather_with_grad,
+    image_image_loss,
+    image_text_loss,
+    local_alignment_loss,
+    mama_objective,
+)
+
+# ----------------------------------------------------------------- scalar references
+
+
+def _unit(v: list[float]) -> list[float]:
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _rows(t: torch.Tensor) -> list[list[float]]:
+    return [_unit(r) for r in t.double().tolist()]
+
+
+def _nll(logits: list[float], target: int) -> float:
+    """-log softmax(logits)[target], written out."""
+    return -logits[target] + math.log(sum(math.exp(x) for x in logits))
+
+
+def _infonce_both_ways(score: list[list[float]], scale: float) -> float:
+    """Mean over i of both directions of InfoNCE on score[i][j] (pairs on the diagonal)."""
+    n = len(score)
+    i2t = sum(_nll([scale * score[i][j] for j in range(n)], i) for i in range(n)) / n
+    t2i = sum(_nll([scale * score[i][j] for i in range(n)], j) for j in range(n)) / n
+    return (i2t + t2i) / 2
+
+
+def ref_nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> float:
+    z = _rows(z1) + _rows(z2)
+    n, b = len(z), len(z) // 2
+    total = 0.0
+    for a in range(n):
+        pos = (a + b) % n
+        logits = [_dot(z[a], z[k]) / tau for k in range(n) if k != a]
+        others = [k for k in range(n) if k != a]
+        total += _nll(logits, others.index(pos))
+    return total / n
+
+
+def ref_clip(img: torch.Tensor, txt: torch.Tensor, scale: float) -> float:
+    v, t = _rows(img), _rows(txt)
+    score = [[_dot(v[i], t[j]) for j in range(len(t))] for i in range(len(v))]
+    return _infonce_both_ways(score, scale)
+
+
+def ref_local(patches: torch.Tensor, sents: torch.Tensor, mask: torch.Tensor, scale: float) -> float:
+    b = patches.shape[0]
+    pv = [_rows(patches[i]) for i in range(b)]
+    st = [[u for u, ok in zip(_rows(sents[j]), mask[j].tolist()) if ok] for j in range(b)]
+    c_v = [[0.0] * b for _ in range(b)]
+    c_t = [[0.0] * b for _ in range(b)]
+    for i in range(b):
+        for j in range(b):
+            c = [[_dot(s, p) for p in pv[i]] for s in st[j]]        # c[s][p]
+            c_v[i][j] = sum(max(row) for row in c) / len(st[j])
+            c_t[i][j] = sum(max(c[s][p] for s in range(len(st[j]))) for p in range(len(pv[i]))) / len(pv[i])
+    return (_infonce_both_ways(c_v, scale) + _infonce_both_ways(c_t, scale)) / 2
+
+
+# ----------------------------------------------------------------- eq. (1), (2)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_image_image_matches_loop(batch: int) -> None:
+    g = torch.Generator().manual_seed(batch)
+    z1, z2 = torch.randn(batch, 6, generator=g), torch.randn(batch, 6, generator=g) * 3
+    got = image_image_loss(z1, z2, 0.1).item()
+    assert got == pytest.approx(ref_nt_xent(z1, z2, 0.1), rel=1e-5, abs=1e-6)
+
+
+def test_image_image_b1_is_zero() -> None:
+    # With B=1 an anchor's only other embedding is its positive: NT-Xent is exactly 0.
+    z = torch.randn(1, 4)
+    assert image_image_loss(z, torch.randn(1, 4), 0.5).item() == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+@pytest.mark.parametrize("scale", [1 / 0.07, torch.tensor(5.0)])
+def test_image_text_matches_loop(batch: int, scale) -> None:
+    g = torch.Generator().manual_seed(7 + batch)
+    img, txt = torch.randn(batch, 8, generator=g), torch.randn(batch, 8, generator=g)
+    got = image_text_loss(img, txt, scale).item()
+    assert got == pytest.approx(ref_clip(img, txt, float(scale)), rel=1e-5)
+
+
+def test_image_text_is_symmetric_and_scale_invariant_to_norm() -> None:
+    img, txt = torch.randn(3, 5), torch.randn(3, 5)
+    a = image_text_loss(img, txt, 10.0)
+    assert a.item() == pytest.approx(image_text_loss(txt, img, 10.0).item(), rel=1e-6)
+    assert a.item() == pytest.approx(image_text_loss(img * 9, txt * 0.1, 10.0).item(), rel=1e-5)
+
+
+# ----------------------------------------------------------------- eq. (3)
+
+
+def _local_inputs(batch: int, counts: list[int], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    s_max = max(counts)
+    patches = torch.randn(batch, 6, 5, generator=g)
+    sents = torch.randn(batch, s_max, 5, generator=g)
+    mask = torch.zeros(batch, s_max, dtype=torch.bool)
+    for j, c in enumerate(counts):
+        mask[j, :c] = True
+        sents[j, c:] = 100.0      # garbage in padded slots must not matter
+    return patches, sents, mask
+
+
+@pytest.mark.parametrize("counts", [[3, 1, 2], [1, 1], [2], [4, 2, 3, 1]])
+def test_local_matches_loop_ragged(counts: list[int]) -> None:
+    patches, sents, mask = _local_inputs(len(counts), counts, seed=len(counts))
+    got = local_alignment_loss(patches, sents, mask, 4.0).item()
+    assert got == pytest.approx(ref_local(patches, sents, mask, 4.0), rel=1e-5, abs=1e-6)
+
+
+def test_local_chunked_equals_unchunked() -> None:
+    patches, sents, mask = _local_inputs(5, [3, 1, 2, 2, 1], seed=3)
+    full = local_alignment_loss(patches, sents, mask, 3.0)
+    tiny = local_alignment_loss(patches, sents, mask, 3.0, chunk_elements=1)
+    assert tiny.item() == pytest.approx(full.item(), rel=1e-6)
+
+
+def test_local_padding_values_do_not_matter() -> None:
+    patches, sents, mask = _local_inputs(3, [2, 1, 3], seed=9)
+    a = local_alignment_loss(patches, sents, mask, 5.0)
+    sents2 = sents.clone()
+    sents2[~mask] = -7.0
+    b = local_alignment_loss(patches, sents2, mask, 5.0)
+    assert a.item() == pytest.approx(b.item(), rel=1e-6)
+
+
+def test_local_rejects_caption_without_sentences() -> None:
+    patches, sents, mask = _local_inputs(2, [2, 1])
+    mask[1] = False
+    with pytest.raises(ValueError, match="at least one valid sentence"):
+        local_alignment_loss(patches, sents, mask, 1.0)
+
+
+# ----------------------------------------------------------------- gradients
+
+
+def test_gradients_flow_through_every_loss() -> None:
+    patches, sents, mask = _local_inputs(3, [2, 1, 3], seed=1)
+    patches.requires_grad_(True)
+    sents.requires_grad_(True)
+    img, img2, txt = (torch.randn(3, 5, requires_grad=True) for _ in range(3))
+    scale = torch.tensor(2.0, requires_grad=True)
+    loss = (image_image_loss(img, img2, 0.1) + image_text_loss(img, txt, scale)
+            + local_alignment_loss(patches, sents, mask, scale))
+    loss.backward()
+    for t in (img, img2, txt, patches, scale):
+        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+    # Padded sentence slots get exactly zero gradient; valid ones get some.
+    assert sents.grad[~mask].abs().sum() == 0
+    assert (sents.grad[mask].abs().sum(-1) > 0).all()
+
+
+def test_gather_with_grad_is_identity_without_ddp() -> None:
+    x = torch.randn(2, 3)
+    assert gather_with_grad(x) is x
+
+
+# ----------------------------------------------------------------- eq. (4)
+
+
+def _outputs(seed: int = 0) -> dict:
+    patches, sents, mask = _local_inputs(3, [2, 1, 3], seed=seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    return {
+        "image_global": torch.randn(3, 5, generator=g),
+        "image2_global": torch.randn(3, 5, generator=g),
+        "text_global": torch.randn(3, 5, generator=g),
+        "image_patches": patches, "sentences": sents, "sentence_mask": mask,
+        "logit_scale": torch.tensor(14.0), "local_scale": torch.tensor(6.0),
+    }
+
+
+def test_objective_before_and_after_delta() -> None:
+    out, cfg = _outputs(), LossConfig(delta_steps=10)
+    vv = image_image_loss(out["image_global"], out["image2_global"], 0.1)
+    vt = image_text_loss(out["image_global"], out["text_global"], 14.0)
+    vt2 = image_text_loss(out["image2_global"], out["text_global"], 14.0)
+    loc = local_alignment_loss(out["image_patches"], out["sentences"], out["sentence_mask"], 6.0)
+    before = mama_objective(out, 9, cfg)
+    assert before["local_loss"].item() == 0.0 and before["local_weight"].item() == 0.0
+    assert before["loss"].item() == pytest.approx((vv + vt + vt2).item(), rel=1e-6)
+    after = mama_objective(out, 10, cfg)
+    assert after["local_weight"].item() == 1.0
+    assert after["local_loss"].item() == pytest.approx(loc.item(), rel=1e-6)
+    assert after["loss"].item() == pytest.approx((vv + vt + vt2 + loc).item(), rel=1e-6)
+    parts = sum(v for k, v in after.items() if k.endswith("_loss"))
+    assert parts.item() == pytest.approx(after["loss"].item(), rel=1e-6)
+
+
+def test_objective_hold_back_variant() -> None:
+    out = _outputs(seed=4)
+    cfg = LossConfig(delta_steps=5, hold_back_global_until_delta=True, local_weight=0.5)
+    vt = image_text_loss(out["image_global"], out["text_global"], 14.0)
+    before = mama_objective(out, 0, cfg)
+    assert before["image_image_loss"].item() == 0.0 and before["image2_text_loss"].item() == 0.0
+    assert before["loss"].item() == pytest.approx(vt.item(), rel=1e-6)
+    after = mama_objective(out, 5, cfg)
+    assert after["image_image_loss"].item() > 0 and after["image2_text_loss"].item() > 0
+    loc = local_alignment_loss(out["image_patches"], out["sentences"], out["sentence_mask"], 6.0)
+    assert after["local_loss"].item() == pytest.approx(0.5 * loc.item(), rel=1e-6)
+
+
+def test_objective_backward_reaches_scales() -> None:
+    out = _outputs(seed=2)
+    out["logit_scale"] = torch.tensor(14.0, requires_grad=True)
+    out["local_scale"] = torch.tensor(6.0, requires_grad=True)
+    mama_objective(out, 100, LossConfig(delta_steps=0))["loss"].backward()
+    assert out["logit_scale"].grad.abs() > 0 and out["local_scale"].grad.abs() > 0
+
+
+@pytest.mark.parametrize("field,value", [("image_image_temperature", 0.0), ("local_weight", -1.0),
+                                         ("delta_steps", -3), ("delta_steps", 1.5)])
+def test_loss_config_validation(field: str, value) -> None:
+    with pytest.raises(ConfigError, match=field):
+        LossConfig(**{field: value})
+
+
+def test_loss_config_round_trip() -> None:
+    cfg = LossConfig(delta_steps=3, hold_back_global_until_delta=True)
+    assert LossConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError):
+        LossConfig.from_dict({"nope": 1})

@@ -1,0 +1,110 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mama_core.errors import RegistryError
+from mama_core.registry import Registry
+
+
+def _model_dir(path: Path, payload: bytes = b"weights") -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"embed_dim": 8}))
+    (path / "model.safetensors").write_bytes(payload)
+    return path
+
+
+def test_add_list_activate_rollback(tmp_path):
+    reg = Registry(tmp_path / "models")
+    a = reg.add(_model_dir(tmp_path / "a"), "first", "trained")
+    b = reg.add(_model_dir(tmp_path / "b"), "second probe", "finetuned", parent=a.id, report={"bacc": 0.7})
+    assert [v.id for v in reg.list()] == [a.id, b.id]
+    assert b.id.startswith("v0002-second-probe")
+    assert reg.get(b.id).report == {"bacc": 0.7} and reg.get(b.id).parent == a.id
+    reg.activate(a.id)
+    reg.activate(b.id)
+    assert reg.active_id() == b.id
+    assert reg.rollback().id == a.id
+    assert reg.active_id() == a.id
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        reg.rollback()
+
+
+def test_versions_are_immutable_copies(tmp_path):
+    reg = Registry(tmp_path / "models")
+    src = _model_dir(tmp_path / "src")
+    v = reg.add(src, "m", "trained")
+    (src / "model.safetensors").write_bytes(b"changed later")
+    assert (v.model_dir / "model.safetensors").read_bytes() == b"weights"
+    with pytest.raises(PermissionError):
+        if os.geteuid() == 0:  # root ignores file modes; check the mode bits instead
+            assert not (v.model_dir / "model.safetensors").stat().st_mode & 0o222
+            raise PermissionError
+        (v.model_dir / "model.safetensors").write_bytes(b"x")
+
+
+def test_delete_never_the_active_one(tmp_path):
+    reg = Registry(tmp_path / "models")
+    a = reg.add(_model_dir(tmp_path / "a"), "a", "trained")
+    b = reg.add(_model_dir(tmp_path / "b"), "b", "trained")
+    reg.activate(a.id)
+    with pytest.raises(RegistryError, match="active model"):
+        reg.delete(a.id)
+    reg.delete(b.id)
+    assert [v.id for v in reg.list()] == [a.id]
+    with pytest.raises(RegistryError, match="no model version"):
+        reg.get(b.id)
+
+
+def test_rejects_non_model_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RegistryError, match="no config.json"):
+        Registry(tmp_path / "models").add(tmp_path / "empty", "x", "trained")
+
+
+def test_export_zip_has_licence_note(tmp_path):
+    reg = Registry(tmp_path / "models")
+    v = reg.add(_model_dir(tmp_path / "a"), "a", "finetuned")
+    out = reg.export(v.id, tmp_path / "share.zip")
+    names = zipfile.ZipFile(out).namelist()
+    assert f"{v.id}/model.safetensors" in names
+    note = zipfile.ZipFile(out).read(f"{v.id}/DATA-LICENCE-NOTE.txt").decode()
+    assert "EMBED" in note and "not for diagnosis" in note
+
+
+def test_kill_during_save_leaves_nothing_half_written(tmp_path):
+    root = tmp_path / "models"
+    reg = Registry(root)
+    keep = reg.add(_model_dir(tmp_path / "keep"), "keep", "trained")
+    reg.activate(keep.id)
+    src = _model_dir(tmp_path / "big", payload=os.urandom(1 << 20))
+    marker = tmp_path / "saving"
+    script = textwrap.dedent(f"""
+        import time, pathlib
+        import mama_core.registry as r
+        def slow(root):
+            pathlib.Path({str(marker)!r}).write_text("x")
+            time.sleep(60)
+        r._fsync_tree = slow
+        reg = r.Registry({str(root)!r})
+        v = reg.add({str(src)!r}, "doomed", "finetuned")
+        reg.activate(v.id)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the child never reached the save"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reg = Registry(root)  # reopening sweeps the staging debris
+    assert [v.id for v in reg.list()] == [keep.id]
+    assert reg.active_id() == keep.id
+    assert not list(root.glob(".staging-*"))
