@@ -82,6 +82,8 @@ def is_missing(value: object) -> bool:
     """True for None, NaN and the empty/'nan'/'NA' strings that CSV writers produce."""
     if value is None:
         return True
+    if type(value) is str:  # the common case: a CSV cell
+        return not value or value.strip().lower() in _MISSING_STRINGS
     if isinstance(value, float) and math.isnan(value):
         return True
     return isinstance(value, str) and value.strip().lower() in _MISSING_STRINGS

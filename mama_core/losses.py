@@ -11,6 +11,7 @@ Under DDP the caller (or `mama_objective(..., gather=True)`) all-gathers the emb
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -199,7 +200,11 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
         return tensor
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+    # torch 2.13 marks this API deprecated in favour of a private functional collective;
+    # it still works and is the documented autograd-aware gather, so keep it quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(all_gather(tensor.contiguous()), dim=0)
 
 
 def _pad_sentences(sentences: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

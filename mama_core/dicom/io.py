@@ -28,22 +28,29 @@ def read_dataset(
     *,
     stop_before_pixels: bool = False,
     specific_tags: list[Any] | None = None,
+    defer_size: int | None = None,
 ) -> Dataset:
     """dcmread with the engine's error contract: missing, not DICOM, corrupt and truncated
-    files all raise `DicomError(reason, path)`."""
+    files all raise `DicomError(reason, path)`. Elements larger than `defer_size` are not
+    read, only checked to fit inside the file."""
     p = Path(path)
     if not p.exists():
         raise DicomError("file not found", p)
     if p.is_dir():
         raise DicomError("is a folder, not a DICOM file", p)
     try:
-        ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags)
+        ds = pydicom.dcmread(
+            p, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, defer_size=defer_size
+        )
     except InvalidDicomError as exc:
         raise DicomError("not a DICOM file (no 'DICM' prefix / file meta information)", p) from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input; all mean "unreadable"
         raise DicomError(f"unreadable DICOM, truncated or corrupt ({type(exc).__name__}: {exc})", p) from exc
-    if _cut_short(ds):
+    size = p.stat().st_size
+    if _cut_short(ds, size) or _cut_short(getattr(ds, "file_meta", None) or Dataset(), size):
         raise DicomError("truncated file: an element holds fewer bytes than its declared length", p)
+    if specific_tags is None and len(ds) == 0:
+        raise DicomError("no data elements after the file meta information (empty or truncated file)", p)
     return ds
 
 
@@ -52,14 +59,18 @@ def read_header(path: str | Path) -> Dataset:
     return read_dataset(path, stop_before_pixels=True)
 
 
-def _cut_short(ds: Dataset) -> bool:
-    """True when a top-level element still in raw form holds fewer bytes than it declared,
-    which is what pydicom leaves behind when the file ends early."""
+def _cut_short(ds: Dataset, file_size: int) -> bool:
+    """True when a top-level element still in raw form holds fewer bytes than it declared
+    (what pydicom leaves behind when the file ends early), or when a deferred element's
+    declared extent runs past the end of the file."""
     for tag in list(ds.keys()):
-        raw = ds.get_item(tag)
-        if not isinstance(raw, RawDataElement) or raw.value is None:
-            continue  # already converted or deferred: nothing to compare
-        if raw.length != _UNDEFINED_LENGTH and len(raw.value) < raw.length:
+        raw = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(raw, RawDataElement) or raw.length == _UNDEFINED_LENGTH:
+            continue  # already converted, or undefined length (checked by its decoder)
+        if raw.value is None:
+            if raw.value_tell is not None and raw.value_tell + raw.length > file_size:
+                return True
+        elif len(raw.value) < raw.length:
             return True
     return False
 

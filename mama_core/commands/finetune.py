@@ -1,0 +1,91 @@
+"""`mama finetune --data PATH --task T --mode M`: fine-tune on local cases, register the result."""
+
+from __future__ import annotations
+
+import argparse
+
+from mama_core.commands._output import print_json
+
+NAME = "finetune"
+HELP = "fine-tune the active (or a given) model on local labelled cases; registers a new model version"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mama_core.finetune.config import MODES, TASK_CLASSES
+
+    parser.add_argument("--data", required=True, help="EMBED-style folder, RSNA train.csv, generic CSV or DICOM folder")
+    parser.add_argument("--labels", help="CSV of labels (study_id[,view],birads,density,cancer) for a DICOM folder")
+    parser.add_argument("--task", required=True, choices=sorted(TASK_CLASSES))
+    parser.add_argument("--mode", default="linear-probe", choices=list(MODES))
+    parser.add_argument("--model", default="active", help="'active' (default) or a model directory to start from")
+    parser.add_argument("--name", help="name of the new version (default <task>-<mode>)")
+    parser.add_argument("--activate", action="store_true", help="make the new version the active model")
+    parser.add_argument("--max-steps", type=int, help="optimiser steps (default per mode)")
+    parser.add_argument("--epochs", type=float, help="passes over the training split (instead of --max-steps)")
+    parser.add_argument("--lr", type=float, help="learning rate (default per mode)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--val-fraction", type=float, default=0.25, help="patients held out (default 0.25)")
+    parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    parser.add_argument("--no-balance", action="store_true", help="sample uniformly instead of class-balanced")
+
+
+def config_from_args(args: argparse.Namespace):
+    from mama_core.finetune import FinetuneConfig
+
+    return FinetuneConfig(task=args.task, mode=args.mode, base_model=args.model, name=args.name,
+                          val_fraction=args.val_fraction, seed=args.seed, max_steps=args.max_steps,
+                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
+                          class_balanced=not args.no_balance, device=args.device)
+
+
+def _print_text(report, last_shown: list[float]) -> None:
+    import time
+
+    # Text mode: every validation and phase change, training steps at most twice a second.
+    now = time.monotonic()
+    if report.phase in ("train", "features") and now - last_shown[0] < 0.5 and report.step != report.total_steps:
+        return
+    last_shown[0] = now
+    bits = [f"[{report.phase}]"]
+    if report.total_steps:
+        bits.append(f"{report.step}/{report.total_steps}")
+    if report.loss is not None:
+        bits.append(f"loss {report.loss:.4f}")
+    if report.val_bacc is not None:
+        bits.append(f"val bACC {report.val_bacc:.3f}")
+    if report.eta_s is not None and report.phase in ("train", "features"):
+        bits.append(f"eta {report.eta_s:.0f}s")
+    if report.message:
+        bits.append(report.message)
+    print("  ".join(bits), flush=True)
+
+
+def _summary(final, activated: bool) -> dict:
+    return {"summary": True, "version_id": final.version_id, "activated": activated,
+            "cancelled": final.cancelled, "comparison": final.comparison, "elapsed_s": round(final.elapsed_s, 2)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from mama_core.finetune import finetune
+    from mama_core.registry import Registry
+
+    final, last_shown = None, [0.0]
+    for report in finetune(config_from_args(args), args.data, labels=args.labels):
+        final = report
+        if args.json:
+            print_json(report.to_json())
+        else:
+            _print_text(report, last_shown)
+    activated = False
+    if final is not None and final.version_id and args.activate:
+        Registry().activate(final.version_id)
+        activated = True
+    if args.json:
+        print_json(_summary(final, activated))
+    elif activated:
+        print(f"active model: {final.version_id}")
+    elif final is not None and final.version_id:
+        print(f"activate it with: mama models activate {final.version_id}")
+    return 1 if final is None or final.cancelled else 0

@@ -1,0 +1,49 @@
+"""`mama search "text"`: studies ranked by similarity to a sentence."""
+
+from __future__ import annotations
+
+import argparse
+
+from mama_core.commands._output import print_json, print_table
+
+NAME = "search"
+HELP = "rank indexed studies by similarity to a free-text sentence"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", help="the sentence to search for")
+    parser.add_argument("--index", default=None, help="index name (default: the only index)")
+    parser.add_argument("--top", type=int, default=10, help="number of studies to show (default 10)")
+    parser.add_argument("--model", default="active", help="'demo', 'active' (default) or a model directory")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the index with this model first if it was built with another")
+
+
+def _rebuild_if_asked(args, predictor) -> None:
+    from mama_core.errors import ModelError
+    from mama_core.inference.index import _default_index, build_index, check_model, index_folder, read_manifest
+
+    name = args.index or _default_index()
+    args.index = name
+    try:
+        check_model(read_manifest(name), predictor, name)
+    except ModelError:
+        if not args.rebuild:
+            raise
+        for _ in build_index(index_folder(name), predictor, name=name, rebuild=True):
+            pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from mama_core.inference import Predictor, search
+
+    predictor = Predictor.load(args.model, device=args.device)
+    _rebuild_if_asked(args, predictor)
+    hits = search(args.text, predictor, name=args.index, top_k=args.top)
+    if args.json:
+        print_json({"query": args.text, "index": args.index, "model": predictor.name, "hits": [h.to_json() for h in hits]})
+        return 0
+    rows = [(i, h.study_uid, f"{h.score:.3f}", f"{h.global_score:.3f}", f"{h.local_score:.3f}", h.best_view, h.folder)
+            for i, h in enumerate(hits, 1)]
+    print_table(["#", "study", "score", "global", "local", "best view", "folder"], rows)
+    return 0

@@ -1,0 +1,320 @@
+"""`finetune(config, data, labels, stop)`: the one-click local fine-tuning job.
+
+Stages (each yields `FinetuneReport`s): load and split the local cases by patient ->
+'features' (frozen global features of every case, once; the active model's predictions
+on the held-out cases are taken from them before anything trains) -> 'train' /
+'validate' (the mode's optimisation with early stopping on validation balanced accuracy)
+-> 'compare' (new vs active on the same held-out cases) -> 'save' (model directory
+written to a temporary folder, then `Registry.add` makes it one immutable version) ->
+'done'.  The new version is never activated here: the caller decides.
+
+A stop request, an error or a killed process before `Registry.add` leaves no version
+(the temporary folder is removed; the registry publishes by one atomic rename) and the
+active pointer is never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generator, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mama_core.finetune.compare import balanced_accuracy, comparison_report, summary_line
+from mama_core.finetune.config import DEFAULT_STEPS, FinetuneConfig
+from mama_core.finetune.data import CLASSES, LocalData, prepare
+from mama_core.finetune.features import extract_global, image_cache
+from mama_core.finetune.probe import FeatureSplit, train_probe
+from mama_core.finetune.reports import Clock, FinetuneReport
+from mama_core.finetune.stopping import Cancelled, StopFlag, should_stop
+from mama_core.inference.heads import ProbeHead, save_head
+from mama_core.paths import user_cache_dir
+
+CANCELLED = "cancelled: nothing was registered and the active model is unchanged"
+
+
+@dataclass
+class ModelRef:
+    """A model directory and, when it is a registry version, its id."""
+
+    dir: Path
+    version_id: str | None
+    label: str
+
+
+@dataclass
+class Loaded:
+    ref: ModelRef
+    model: Any
+    info: dict
+
+
+def finetune(config: FinetuneConfig, data: str | Path | Sequence[Any], labels: str | Path | None = None,
+             stop: StopFlag = None) -> Iterator[FinetuneReport]:
+    """Run one fine-tuning job; see the module docstring. `data` is anything
+    `mama_core.data.load_records` reads, or a list of ImageRecords."""
+    clock = Clock()
+    try:
+        staging_root = user_cache_dir() / "finetune"
+        staging_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="run-", dir=staging_root) as tmp:
+            yield from _run(config, data, labels, stop, clock, Path(tmp))
+    except Cancelled:
+        yield FinetuneReport("done", message=CANCELLED, elapsed_s=clock.elapsed(), cancelled=True)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def _run(cfg: FinetuneConfig, data: Any, labels: Any, stop: StopFlag, clock: Clock,
+         tmp: Path) -> Generator[FinetuneReport, None, None]:
+    local = prepare(data, labels, cfg)
+    yield FinetuneReport("features", 0, len(local.train) + len(local.val), message=_data_message(local, cfg),
+                         elapsed_s=clock.elapsed())
+    base, baseline = resolve_base(cfg), resolve_baseline(cfg)
+    device = auto_device(cfg.device)
+    loaded = load(base, device)
+    cache = image_cache(image_size(loaded.model))
+    feats = yield from _features(loaded.model, local.train + local.val, cache, device, cfg, clock, stop)
+    n_train = len(local.train)
+    y_train, y_val = local.labels("train", cfg.task), local.labels("val", cfg.task)
+    train, val = FeatureSplit(feats[:n_train], y_train), FeatureSplit(feats[n_train:], y_val)
+    baseline_probs = None
+    if baseline is None or baseline.dir.resolve() == base.dir.resolve():
+        baseline, baseline_probs = base, task_probs(loaded, local.val, val.x, cfg.task)
+    out = tmp / "model"
+    if cfg.mode == "linear-probe":
+        new_probs, new_method, best = yield from _linear_probe(loaded, train, val, cfg, clock, stop, out)
+    elif cfg.mode in ("lora", "full"):
+        new_probs, new_method, best = yield from _tune_encoder(loaded, local, train, val, cache, device, cfg,
+                                                               clock, stop, out)
+    else:
+        new_probs, new_method, best = yield from _continue_pretraining(loaded, local, cache, device, cfg,
+                                                                       clock, stop, out)
+    if baseline_probs is None:
+        baseline_probs = yield from _baseline_probs(baseline, local, cache, device, cfg, clock, stop)
+    yield FinetuneReport("compare", message="comparing the new model with the active model on the held-out cases",
+                         elapsed_s=clock.elapsed(), best_val_bacc=best)
+    comparison = comparison_report(cfg.task, cfg.mode, y_val, new_probs, new_method, baseline_probs,
+                                   method_of(baseline, cfg.task), baseline.label)
+    yield from _register(cfg, local, base, baseline, comparison, best, out, clock, stop)
+
+
+def _data_message(local: LocalData, cfg: FinetuneConfig) -> str:
+    patients = len({r.patient_id for r in local.train}), len({r.patient_id for r in local.val})
+    skipped = f"; {local.n_unlabelled} image(s) without a {cfg.task} label skipped" if local.n_unlabelled else ""
+    return (f"{len(local.train)} training images ({patients[0]} patients), {len(local.val)} held-out images "
+            f"({patients[1]} patients){skipped}")
+
+
+def _features(model: Any, records: list, cache: Any, device: torch.device, cfg: FinetuneConfig, clock: Clock,
+              stop: StopFlag, phase: str = "features") -> Generator[FinetuneReport, None, np.ndarray]:
+    clock.new_phase()
+    chunks = []
+    for done, batch in extract_global(model, records, cache, device, batch_size=16, bf16=cfg.bf16):
+        if should_stop(stop):
+            raise Cancelled
+        chunks.append(batch)
+        yield FinetuneReport(phase, done, len(records), eta_s=clock.eta(done, len(records)),
+                             message="extracting image features", elapsed_s=clock.elapsed())
+    return torch.cat(chunks).numpy()
+
+
+# --------------------------------------------------------------------------- models
+
+
+def resolve_base(cfg: FinetuneConfig) -> ModelRef:
+    """The model to start from: the registry's active version, or a directory."""
+    from mama_core.registry import Registry
+
+    if cfg.base_is_active():
+        version = Registry().active()
+        return ModelRef(version.model_dir, version.id, version.id)
+    path = Path(cfg.base_model).expanduser()
+    if not (path / "config.json").is_file():
+        from mama_core.errors import ModelError
+
+        raise ModelError("not a model directory (no config.json)", path=path)
+    return ModelRef(path, _version_of(path), str(path))
+
+
+def _version_of(path: Path) -> str | None:
+    from mama_core.registry import Registry
+
+    for version in Registry().list():
+        if version.model_dir.resolve() == path.resolve():
+            return version.id
+    return None
+
+
+def resolve_baseline(cfg: FinetuneConfig) -> ModelRef | None:
+    """The current active model, which the new one is compared with (None: none yet)."""
+    from mama_core.errors import RegistryError
+    from mama_core.registry import Registry
+
+    try:
+        version = Registry().active()
+    except RegistryError:
+        return None
+    return ModelRef(version.model_dir, version.id, version.id)
+
+
+def auto_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load(ref: ModelRef, device: torch.device) -> Loaded:
+    from mama_core.model.io import load_model_dir
+
+    model, info = load_model_dir(ref.dir, device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Loaded(ref, model.eval(), info or {})
+
+
+def image_size(model: Any) -> int:
+    return int(model.config.vision.image_size)
+
+
+def method_of(ref: ModelRef, task: str) -> str:
+    from mama_core.inference.heads import load_head
+
+    return "probe" if load_head(ref.dir, task) is not None else "zero-shot"
+
+
+def task_probs(loaded: Loaded, records: Sequence, raw: np.ndarray, task: str) -> np.ndarray:
+    """What the app would show for these images with this model: its probe head for the
+    task when it has one, else zero-shot (both through `inference.Predictor`)."""
+    from mama_core.inference.predictor import Predictor
+
+    predictor = Predictor(loaded.model, loaded.info, loaded.ref.dir, loaded.ref.label,
+                          next(loaded.model.parameters()).device, cache_size=1)
+    return np.stack([predictor.task_probs(_image_features(r, x), task) for r, x in zip(records, raw)])
+
+
+def _image_features(record: Any, raw: np.ndarray):
+    """The parts of `ImageFeatures` that task prediction reads (no patches needed)."""
+    from mama_core.inference.types import ImageFeatures
+
+    g = torch.from_numpy(np.asarray(raw, np.float32))
+    return ImageFeatures(path=Path(record.path), image_global=torch.nn.functional.normalize(g, dim=-1),
+                         image_patches=torch.empty(0), grid=(0, 0), letterbox=None,
+                         laterality=record.laterality, view=record.view, patient_age=_age(record),
+                         study_uid=record.study_id, raw_global=g)
+
+
+def _age(record: Any) -> int | None:
+    try:
+        return int(float(record.meta.get("age_at_study")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _baseline_probs(ref: ModelRef, local: LocalData, cache: Any, device: torch.device, cfg: FinetuneConfig,
+                    clock: Clock, stop: StopFlag) -> Generator[FinetuneReport, None, np.ndarray]:
+    loaded = load(ref, device)
+    if image_size(loaded.model) != cache.size:
+        cache = image_cache(image_size(loaded.model))
+    raw = yield from _features(loaded.model, local.val, cache, device, cfg, clock, stop, "compare")
+    return task_probs(loaded, local.val, raw, cfg.task)
+
+
+def copy_model_dir(src: Path, dst: Path) -> Path:
+    """A writable copy of a model directory (registry versions are read-only; version.json
+    belongs to the registry and is left behind)."""
+    shutil.copytree(src, dst, copy_function=shutil.copyfile, ignore=shutil.ignore_patterns("version.json"))
+    return dst
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def _linear_probe(loaded: Loaded, train: FeatureSplit, val: FeatureSplit, cfg: FinetuneConfig, clock: Clock,
+                  stop: StopFlag, out: Path):
+    classes = CLASSES[cfg.task]
+    head, best = yield from train_probe(train, val, cfg, classes, clock, stop)
+    copy_model_dir(loaded.ref.dir, out)  # the encoder is unchanged: only the head is new
+    save_head(out, head)
+    return head.probabilities(torch.from_numpy(val.x)), "probe", best
+
+
+def _probe_init_config(cfg: FinetuneConfig) -> FinetuneConfig:
+    return dataclasses.replace(cfg, mode="linear-probe", max_steps=DEFAULT_STEPS["linear-probe"], epochs=None,
+                               lr=None, weight_decay=None, batch_size=None)
+
+
+def _tune_encoder(loaded: Loaded, local: LocalData, train: FeatureSplit, val: FeatureSplit, cache: Any,
+                  device: torch.device, cfg: FinetuneConfig, clock: Clock, stop: StopFlag, out: Path):
+    from mama_core.finetune.encoder import train_encoder
+    from mama_core.model.io import save_model_dir
+
+    classes = CLASSES[cfg.task]
+    probe, _ = yield from _tagged(train_probe(train, val, _probe_init_config(cfg), classes, clock, stop),
+                                  "initial head (linear probe on frozen features)")
+    head, best = yield from train_encoder(loaded.model, probe, local.train, train.y, local.val, val.y, cache,
+                                          device, cfg, clock, stop)
+    save_model_dir(loaded.model, out, extra=_extra(loaded))
+    shutil.rmtree(out / "heads", ignore_errors=True)  # heads of other tasks fit the old encoder only
+    save_head(out, head)
+    raw = yield from _features(loaded.model, local.val, cache, device, cfg, clock, stop, "compare")
+    return head.probabilities(torch.from_numpy(raw)), "probe", best
+
+
+def _tagged(gen: Generator, stage: str):
+    """Pass a sub-job's reports through with a stage label; return its result."""
+    result = None
+    try:
+        while True:
+            report = next(gen)
+            report.extra["stage"] = stage
+            report.message = f"{stage}: {report.message}" if report.message else stage
+            yield report
+    except StopIteration as done:
+        result = done.value
+    return result
+
+
+def _extra(loaded: Loaded) -> dict:
+    extra = loaded.info.get("extra") if isinstance(loaded.info, dict) else None
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
+def _continue_pretraining(loaded: Loaded, local: LocalData, cache: Any, device: torch.device, cfg: FinetuneConfig,
+                          clock: Clock, stop: StopFlag, out: Path):
+    from mama_core.finetune.pretrain import continue_pretraining
+
+    best = yield from continue_pretraining(loaded, local, cfg, clock, stop, out, device)
+    new = load(ModelRef(out, None, "new"), device)
+    raw = yield from _features(new.model, local.val, cache, device, cfg, clock, stop, "validate")
+    probs = task_probs(new, local.val, raw, cfg.task)
+    best = balanced_accuracy(local.labels("val", cfg.task), probs)
+    yield FinetuneReport("validate", val_bacc=best, best_val_bacc=best, elapsed_s=clock.elapsed(),
+                         message=f"zero-shot validation balanced accuracy of the new model {best:.3f}")
+    return probs, "zero-shot", best
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def _register(cfg: FinetuneConfig, local: LocalData, base: ModelRef, baseline: ModelRef, comparison: dict,
+              best: float | None, out: Path, clock: Clock, stop: StopFlag):
+    from mama_core.registry import Registry
+
+    if should_stop(stop):  # last moment a cancel can still leave everything as it was
+        raise Cancelled
+    report = {**comparison, "best_val_bacc": best, "n_train": len(local.train), "base_model": str(base.dir),
+              "base_version": base.version_id, "baseline_version": baseline.version_id,
+              "data": local.source, "config": cfg.to_dict()}
+    yield FinetuneReport("save", message="registering the new model version", elapsed_s=clock.elapsed(),
+                         best_val_bacc=best)
+    version = Registry().add(out, cfg.display_name, "finetuned", parent=base.version_id, report=report,
+                             data_fingerprint=local.fingerprint, extra={"task": cfg.task, "mode": cfg.mode})
+    yield FinetuneReport("done", message=f"registered {version.id} (not active). {summary_line(comparison)}",
+                         elapsed_s=clock.elapsed(), best_val_bacc=best, comparison=report, version_id=version.id)

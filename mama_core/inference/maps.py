@@ -1,0 +1,133 @@
+"""Sentence-to-patch similarity maps (the SLA view of the model, paper eq. (3)) and the
+calibrated "no match" threshold.
+
+A map value is the cosine between a sentence's local embedding and one patch's local
+embedding, bilinearly upsampled onto the native pixels of `read_image(path).pixels`
+(canonical orientation: chest wall at column 0).  Values are never rescaled per map: the
+desktop colours them on one absolute scale, and below the model's threshold a view reads
+"no match" (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+import torch
+
+from mama_core.errors import ModelError
+from mama_core.inference.types import ImageFeatures
+from mama_core.preprocess import patch_map_to_native, resize_to_square
+
+if TYPE_CHECKING:
+    from mama_core.inference.predictor import Predictor
+
+CALIBRATION_FILE = "calibration.json"
+# Used when a model directory carries no calibration: high enough that an uncalibrated
+# model shows "no match" rather than confident-looking noise.
+DEFAULT_THRESHOLD = 0.3
+DEFAULT_RANGE_WIDTH = 0.4
+NEUTRAL_SENTENCES = (
+    "There is a mass.",
+    "There are calcifications.",
+    "There is an irregular spiculated mass.",
+    "Grouped amorphous calcifications are seen.",
+    "There is architectural distortion.",
+    "The breast tissue is heterogeneously dense.",
+    "Benign findings are seen.",
+    "This is a mammogram.",
+)
+BACKGROUND_LEVEL = 0.02  # mean intensity of a patch below which it counts as background
+
+
+def patch_grid_values(feats: ImageFeatures, sentence_local: torch.Tensor) -> torch.Tensor:
+    """Cosine of each (normalised) sentence with each (normalised) patch: [S, gh, gw]."""
+    sims = sentence_local @ feats.image_patches.T  # [S, P]
+    return sims.reshape(sentence_local.shape[0], *feats.grid)
+
+
+def native_map(feats: ImageFeatures, sentence_local: torch.Tensor) -> np.ndarray:
+    """[S, H, W] float32 on the native (canonical) pixel grid of the image file."""
+    grid = patch_grid_values(feats, sentence_local)
+    return patch_map_to_native(grid, feats.letterbox).numpy().astype(np.float32, copy=False)
+
+
+def best_location(values: np.ndarray) -> tuple[float, int, int]:
+    """(max value, row, col) of a [H, W] map."""
+    flat = int(np.argmax(values))
+    row, col = np.unravel_index(flat, values.shape)
+    return float(values[row, col]), int(row), int(col)
+
+
+def content_patch_mask(feats: ImageFeatures) -> np.ndarray:
+    """[gh, gw] bool: patches that overlap the resized image rather than the padding."""
+    gh, gw = feats.grid
+    h, w = feats.letterbox.content_shape
+    size = feats.letterbox.size
+    rows = np.arange(gh) * size / gh < h
+    cols = np.arange(gw) * size / gw < w
+    return rows[:, None] & cols[None, :]
+
+
+def background_patch_mask(feats: ImageFeatures, pixels: np.ndarray) -> np.ndarray:
+    """[gh, gw] bool: padding patches and patches of (near-)black air around the breast."""
+    square, _ = resize_to_square(pixels, feats.letterbox.size)
+    gh, gw = feats.grid
+    pooled = torch.nn.functional.adaptive_avg_pool2d(square[None, None], (gh, gw))[0, 0].numpy()
+    return (pooled < BACKGROUND_LEVEL) | ~content_patch_mask(feats)
+
+
+def read_calibration(model_dir: Path, extra: dict) -> tuple[float, tuple[float, float]]:
+    """(threshold, map range) from calibration.json, else config extra, else defaults."""
+    path = model_dir / CALIBRATION_FILE
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            return float(data["no_match_threshold"]), tuple(float(v) for v in data["map_range"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"unreadable calibration: {exc}", path=path) from None
+    t = float(extra.get("no_match_threshold", DEFAULT_THRESHOLD))
+    rng = extra.get("map_range") or (t - 0.1, t + DEFAULT_RANGE_WIDTH)
+    return t, (float(rng[0]), float(rng[1]))
+
+
+def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: Iterable[str] = NEUTRAL_SENTENCES,
+                        percentile: float = 99.0, write: bool = True) -> dict:
+    """Calibrate the "no match" threshold: the `percentile`-th percentile of cosines between
+    background patches (padding and air) and `sentences`.  The colour-bar range runs from
+    0.1 below the threshold to the 99.9th percentile over breast patches.  Sets the
+    predictor's values and, with `write`, stores them in <model dir>/calibration.json."""
+    from mama_core.dicom import read_image
+
+    local = predictor.sentence_embeddings(list(sentences))
+    bg, fg = [], []
+    for study in studies:
+        for path in predictor.resolve_study(study).images.values():
+            feats = predictor.image_features(path)
+            sims = patch_grid_values(feats, local).numpy()  # [S, gh, gw]
+            mask = background_patch_mask(feats, read_image(path).pixels)
+            bg.append(sims[:, mask].ravel())
+            fg.append(sims[:, ~mask].ravel())
+    if not bg or not np.concatenate(bg).size:
+        raise ModelError("calibration needs images with background (air or padding) patches", path=predictor.model_dir)
+    threshold = float(np.percentile(np.concatenate(bg), percentile))
+    fg_all = np.concatenate(fg) if fg else np.array([threshold])
+    top = max(float(np.percentile(fg_all, 99.9)) if fg_all.size else threshold, threshold + 0.05)
+    result = {"no_match_threshold": threshold, "map_range": [threshold - 0.1, top], "percentile": percentile,
+              "sentences": list(sentences), "n_background_values": int(sum(b.size for b in bg))}
+    predictor.set_calibration(threshold, (threshold - 0.1, top))
+    if write:
+        _write_calibration(predictor.model_dir, result)
+    return result
+
+
+def _write_calibration(model_dir: Path, result: dict) -> None:
+    path = model_dir / CALIBRATION_FILE
+    try:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        tmp.replace(path)
+    except OSError as exc:
+        raise ModelError(f"cannot write calibration ({exc}); the model directory may be read-only", path=path) from None

@@ -1,0 +1,274 @@
+"""`Predictor`: a loaded model plus everything needed to read a study with it.
+
+- `predict(study)`: BI-RADS (7) and density (4) probabilities per view, per side and for
+  the study.  Zero-shot by default (paper §4 "zero-shot"): one prompt per class from
+  `captions.zero_shot_prompts(task, record)`, optionally prefixed with the image's own
+  metadata read from its DICOM tags (age, side, view; enabled by the model directory's
+  `zero_shot_metadata` extra), softmax once over logit_scale * cosine(image, prompt).
+  When the model directory holds probe heads (`heads/<task>.safetensors` + `.json`, see
+  `mama_core.inference.heads`) those are used instead and `method` is "probe".
+  Aggregation over views and sides: see `mama_core.inference.aggregate`.
+- `similarity_maps(study, sentences)`: per view, the cosine between each sentence's local
+  embedding and each patch embedding on the native pixel grid (see `maps`).
+- Image features are computed once per file and kept in an LRU cache keyed by
+  path + size + mtime; a lock around the model makes the object safe to share between
+  threads (the desktop queries from a worker thread while another predicts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mama_core.errors import DataError, ModelError
+from mama_core.inference import heads as heads_mod
+from mama_core.inference.aggregate import aggregate
+from mama_core.inference.cache import LRUCache, file_key
+from mama_core.inference.maps import best_location, native_map, read_calibration
+from mama_core.inference.types import ImageFeatures, SimilarityMaps, StudyPrediction, ViewPrediction
+from mama_core.paths import resources_dir
+from mama_core.preprocess import normalise, resize_to_square
+
+TASKS = ("birads", "density")
+DEMO_BUILD_HINT = ("the demo model is not built yet: build it with `bash installer/build_demo.sh` "
+                   "(or `mama train --config resources/configs/demo.yaml` then `mama export`), "
+                   "or pass --model with a model directory")
+
+
+def resolve_model_dir(name_or_path: str | Path) -> tuple[Path, str]:
+    """'demo' | 'active' | a model directory -> (directory, display name)."""
+    if str(name_or_path) == "demo":
+        path = resources_dir() / "models" / "demo"
+        if not (path / "config.json").exists():
+            raise ModelError(DEMO_BUILD_HINT, path=path)
+        return path, "demo"
+    if str(name_or_path) == "active":
+        return _active_model_dir(), "active"
+    path = Path(name_or_path).expanduser()
+    if not (path / "config.json").exists():
+        raise ModelError("not a model directory (no config.json)", path=path)
+    return path, path.name
+
+
+def _active_model_dir() -> Path:
+    try:
+        from mama_core import registry
+    except ImportError:
+        return resolve_model_dir("demo")[0]
+    return Path(registry.active_model_dir())
+
+
+def auto_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Predictor:
+    def __init__(self, model: Any, info: dict, model_dir: Path, name: str, device: torch.device, cache_size: int = 64):
+        self.model = model.eval()
+        self.info = info or {}
+        self.model_dir = Path(model_dir)
+        self.name = name
+        self.device = device
+        self._lock = threading.RLock()  # one forward at a time through the shared model
+        self.cache: LRUCache[ImageFeatures] = LRUCache(cache_size)
+        self._text_cache: LRUCache[torch.Tensor] = LRUCache(4096)
+        self.heads = {t: heads_mod.load_head(self.model_dir, t) for t in (*TASKS, "cancer")}
+        self.no_match_threshold, self.map_range = read_calibration(self.model_dir, self.extra)
+        self.image_forwards = 0  # vision-encoder calls (for tests and benchmarks)
+        self._fingerprint: str | None = None
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def load(cls, name_or_path: str | Path = "demo", device: str | None = None, cache_size: int = 64) -> "Predictor":
+        from mama_core.model.io import load_model_dir
+
+        model_dir, name = resolve_model_dir(name_or_path)
+        dev = auto_device(device)
+        model, info = load_model_dir(model_dir, dev)
+        return cls(model, info, model_dir, name, dev, cache_size=cache_size)
+
+    @property
+    def extra(self) -> dict:
+        """config.json of the model directory: `save_model_dir(extra=...)` keys live at its
+        top level (e.g. "zero_shot_metadata", "no_match_threshold", "map_range")."""
+        return self.info if isinstance(self.info, dict) else {}
+
+    @property
+    def method(self) -> str:
+        used = [self.heads.get(t) is not None for t in TASKS]
+        return "probe" if all(used) else ("probe+zero-shot" if any(used) else "zero-shot")
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.config.vision.image_size)
+
+    @property
+    def use_prompt_metadata(self) -> bool:
+        return bool(self.extra.get("zero_shot_metadata", False))
+
+    def set_calibration(self, threshold: float, value_range: tuple[float, float]) -> None:
+        self.no_match_threshold, self.map_range = float(threshold), (float(value_range[0]), float(value_range[1]))
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the weights (sha256 of config.json + model.safetensors; probe heads and
+        calibration do not change embeddings), for search indexes and feature caches."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for f in sorted(self.model_dir.glob("*.json")) + sorted(self.model_dir.glob("*.safetensors")):
+                if f.name == "calibration.json":
+                    continue
+                h.update(f.name.encode())
+                with open(f, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    # ---- model calls ---------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _encode_image_file(self, path: Path) -> ImageFeatures:
+        from mama_core.dicom import read_image
+
+        img = read_image(path)
+        square, box = resize_to_square(img.pixels, self.image_size)
+        x = normalise(square)[None, None].to(self.device)
+        with torch.inference_mode(), self._autocast():
+            out = self.model.encode_image(x)
+        self.image_forwards += 1
+        raw_global = out["image_global"][0].float().cpu()
+        patches = out["image_patches"][0].float().cpu()
+        return ImageFeatures(
+            path=Path(path), image_global=_l2(raw_global), image_patches=_l2(patches),
+            grid=tuple(self.model.patch_grid(self.image_size)), letterbox=box,
+            laterality=img.laterality, view=img.view, patient_age=img.patient_age,
+            study_uid=img.study_uid, raw_global=raw_global,
+        )
+
+    def image_features(self, path: str | Path) -> ImageFeatures:
+        """Cached features of one image file (re-encoded when the file changes)."""
+        key = file_key(path)
+        return self.cache.get_or_compute(key, lambda: self._encode_image_file(Path(path)), self._lock)
+
+    def _encode_texts(self, texts: list[str], kind: str) -> torch.Tensor:
+        """Normalised embeddings [N, D]: kind "caption" (text_global of whole captions, the
+        zero-shot path), "global" / "local" (encode_sentences: one-sentence queries)."""
+        missing = [t for t in dict.fromkeys(texts) if self._text_cache.get((kind, t)) is None]
+        if missing:
+            with self._lock, torch.inference_mode(), self._autocast():
+                if kind == "caption":
+                    emb = self.model.encode_text(self.model.tokenize(missing))["text_global"]
+                else:
+                    out = self.model.encode_sentences(missing)
+                    emb = out["text_global" if kind == "global" else "sentence_local"]
+            for t, e in zip(missing, _l2(emb.float().cpu())):
+                self._text_cache.put((kind, t), e)
+        return torch.stack([self._text_cache.get((kind, t)) for t in texts])
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised global text embeddings [N, D] of one-sentence queries."""
+        return self._encode_texts(list(texts), "global").numpy()
+
+    def sentence_embeddings(self, sentences: list[str]) -> torch.Tensor:
+        """L2-normalised local (SLA) sentence embeddings [N, D]."""
+        return self._encode_texts(list(sentences), "local")
+
+    def logit_scale(self) -> float:
+        return _logit_scale(self.model)
+
+    # ---- studies ------------------------------------------------------------------
+    def resolve_study(self, study: Any):
+        """A Study, a study folder (exactly one study inside) or one DICOM file -> Study."""
+        from mama_core.dicom import Study, find_studies
+
+        if isinstance(study, Study):
+            return study
+        path = Path(study)
+        if path.is_file():
+            return _single_file_study(path)
+        if not path.is_dir():
+            raise DataError("no such study folder or file", path=path)
+        found = find_studies(path)
+        if len(found) != 1:
+            raise DataError(f"expected one study here, found {len(found)}; pass a study folder", path=path)
+        return found[0]
+
+    # ---- predictions --------------------------------------------------------------
+    def prompt_record(self, feats: ImageFeatures) -> dict | None:
+        """EMBED-named metadata for prompt prefixes, from the image's DICOM tags."""
+        if not self.use_prompt_metadata:
+            return None
+        return {"age_at_study": feats.patient_age, "ImageLateralityFinal": feats.laterality, "ViewPosition": feats.view}
+
+    def zero_shot_probs(self, feats: ImageFeatures, task: str) -> np.ndarray:
+        """softmax(logit_scale * cos(image_global, prompt_k)) over the task's prompts."""
+        from mama_core.captions import zero_shot_prompts
+
+        prompts = zero_shot_prompts(task, self.prompt_record(feats))
+        text = self._encode_texts(prompts, "caption")
+        logits = self.logit_scale() * (text @ feats.image_global)
+        return torch.softmax(logits.double(), dim=0).numpy()
+
+    def task_probs(self, feats: ImageFeatures, task: str) -> np.ndarray:
+        head = self.heads.get(task)
+        if head is not None:
+            return head.probabilities(feats.raw_global)
+        return self.zero_shot_probs(feats, task)
+
+    def predict_view(self, key: str, path: str | Path) -> ViewPrediction:
+        feats = self.image_features(path)
+        return ViewPrediction(key, self.task_probs(feats, "birads"), self.task_probs(feats, "density"))
+
+    def predict(self, study: Any) -> StudyPrediction:
+        study = self.resolve_study(study)
+        if not study.images:
+            raise DataError("the study holds no readable images", path=study.uid)
+        views = {key: self.predict_view(key, path) for key, path in study.images.items()}
+        meta = {k: self.prompt_record(self.image_features(p)) or {} for k, p in study.images.items()}
+        return aggregate(study.uid, views, self.method, self.name, meta)
+
+    def similarity_maps(self, study: Any, sentences: list[str]) -> SimilarityMaps:
+        if not sentences:
+            raise DataError("no sentences to map")
+        study = self.resolve_study(study)
+        local = self.sentence_embeddings(list(sentences))
+        maps = {key: native_map(self.image_features(path), local) for key, path in study.images.items()}
+        best = {key: best_location(m[0]) for key, m in maps.items()}
+        return SimilarityMaps(list(sentences), maps, self.no_match_threshold, self.map_range, best)
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+def _logit_scale(model: Any) -> float:
+    """The model's 1/tau multiplier (paper eq. (2)), clamped like training."""
+    if hasattr(model, "scales"):
+        return float(model.scales()[0].detach().float())
+    value = getattr(model, "logit_scale")
+    if callable(value) and not isinstance(value, torch.Tensor):
+        value = value()
+    value = float(torch.as_tensor(value).detach().float().reshape(-1)[0])
+    cap = float(getattr(model.config, "logit_scale_max", 100.0))
+    return min(value, cap)
+
+
+def _single_file_study(path: Path):
+    from mama_core.dicom import Study, read_image
+    from mama_core.dicom.types import view_key
+
+    img = read_image(path)
+    key = view_key(img.laterality, img.view) or path.stem
+    return Study(uid=img.study_uid or path.stem, patient_id=img.patient_id, date=img.study_date, images={key: path})

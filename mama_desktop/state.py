@@ -1,0 +1,110 @@
+"""The application state that widgets observe (DESIGN §5.5: widgets never own state).
+
+Setters store a value and emit a signal; nothing here does work. Controllers (discovery,
+study loading, inference) write to the state; panels read it and react to the signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+
+@dataclass
+class LoadedView:
+    """One displayed image: the engine's MammoImage plus its DICOM tags for the tag panel."""
+
+    key: str  # 'RCC', 'LCC', 'RMLO', 'LMLO' or an extra like 'LXCCL'
+    image: Any  # mama_core.dicom.MammoImage (pixels, laterality, view, pixel_spacing_mm, flipped, source)
+    tags: list[tuple[str, str, str]] = field(default_factory=list)
+    display: np.ndarray | None = None  # uint16 copy for the ImageItem, made in the worker
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.image.pixels
+
+    @property
+    def laterality(self) -> str | None:
+        return getattr(self.image, "laterality", None) or (self.key[0] if self.key[:1] in "LR" else None)
+
+
+class AppState(QObject):
+    folderChanged = Signal(object)  # Path | None
+    studiesChanged = Signal(list)  # list[Study]
+    studyChanged = Signal(object)  # Study | None
+    viewsChanged = Signal(dict)  # key -> LoadedView for the current study
+    predictorChanged = Signal(object)  # Predictor | None
+    predictionChanged = Signal(object)  # StudyPrediction | None
+    predictionsUpdated = Signal()  # the table of per-study predictions changed
+    sentencesChanged = Signal(list)
+    mapsChanged = Signal(object)  # SimilarityMaps | None
+    focusViewChanged = Signal(str)  # a view to highlight (search hit)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.folder: Path | None = None
+        self.studies: list[Any] = []
+        self.study: Any | None = None
+        self.views: dict[str, LoadedView] = {}
+        self.predictor: Any | None = None
+        self.prediction: Any | None = None
+        self.predictions: dict[str, Any] = {}  # study uid -> StudyPrediction (worklist columns)
+        self.sentences: list[str] = []
+        self.maps: Any | None = None
+
+    def set_folder(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.folderChanged.emit(folder)
+
+    def set_studies(self, studies: list[Any]) -> None:
+        self.studies = list(studies)
+        self.studiesChanged.emit(self.studies)
+
+    def set_study(self, study: Any | None) -> None:
+        self.study = study
+        self.views = {}
+        self.prediction = self.predictions.get(study.uid) if study is not None else None
+        self.maps = None
+        self.studyChanged.emit(study)
+        self.predictionChanged.emit(self.prediction)
+        self.mapsChanged.emit(None)
+
+    def set_views(self, views: dict[str, LoadedView]) -> None:
+        self.views = dict(views)
+        self.viewsChanged.emit(self.views)
+
+    def set_predictor(self, predictor: Any | None) -> None:
+        self.predictor = predictor
+        self.predictions.clear()
+        self.predictorChanged.emit(predictor)
+        self.predictionsUpdated.emit()
+
+    def set_prediction(self, prediction: Any | None) -> None:
+        if prediction is not None:
+            self.predictions[prediction.study_uid] = prediction
+            self.predictionsUpdated.emit()
+        if self.study is not None and (prediction is None or prediction.study_uid == self.study.uid):
+            self.prediction = prediction
+            self.predictionChanged.emit(prediction)
+
+    def set_sentences(self, sentences: list[str]) -> None:
+        if sentences != self.sentences:
+            self.sentences = list(sentences)
+            self.sentencesChanged.emit(self.sentences)
+
+    def set_maps(self, maps: Any | None) -> None:
+        self.maps = maps
+        self.mapsChanged.emit(maps)
+
+    def study_index(self) -> int:
+        if self.study is None:
+            return -1
+        uids = [s.uid for s in self.studies]
+        return uids.index(self.study.uid) if self.study.uid in uids else -1
+
+    def study_by_uid(self, uid: str) -> Any | None:
+        return next((s for s in self.studies if s.uid == uid), None)
