@@ -76,9 +76,12 @@ class TaskRunner(QObject):
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         on_progress: Callable[[Any], None] | None = None,
+        on_settled: Callable[[], None] | None = None,
         wants_control: bool = False,
         **kwargs: Any,
     ) -> Task | None:
+        """Run `fn` on the pool. Callbacks are connected before the task starts, since a
+        queued signal only reaches the slots connected when it was emitted."""
         if self._closed:
             return None
         task = Task(fn, *args, wants_control=wants_control, **kwargs)
@@ -88,6 +91,8 @@ class TaskRunner(QObject):
             task.signals.failed.connect(on_error)
         if on_progress:
             task.signals.progress.connect(on_progress)
+        if on_settled:
+            task.signals.done.connect(on_settled)
         task.signals.done.connect(lambda t=task: self._forget(t))
         self._tasks.add(task)
         self.busyChanged.emit(len(self._tasks))
@@ -152,12 +157,11 @@ class LatestOnly(QObject):
             fn,
             on_done=lambda value, r=request: self._deliver(r, value, self.result),
             on_error=lambda exc, r=request: self._deliver(r, exc, self.error),
+            on_settled=self._finished,
         )
         self._running = task
-        if task is None:
-            return
-        task.signals.done.connect(self._finished)
-        self.busyChanged.emit(True)
+        if task is not None:
+            self.busyChanged.emit(True)
 
     def _deliver(self, request: int, value: Any, signal: Signal) -> None:
         if request == self.counter:  # stale answers are dropped

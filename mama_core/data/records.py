@@ -11,13 +11,10 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from mama_core.captions import birads_category, density_category, is_missing
-from mama_core.errors import DataError
 from mama_core.data.tables import Row
-
-T = TypeVar("T")
+from mama_core.errors import DataError
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from mama_desktop.sentence_maps import heat_lut, split_sentences, threshold_position, view_display
 from mama_desktop.workers import LatestOnly, TaskRunner
@@ -82,7 +82,9 @@ def test_typing_produces_maps_on_four_views_without_blocking(qtbot, window, stud
     ticker = QTimer(interval=10, timeout=tick)
     ticker.start()
     window.sentence_maps.text.setFocus()
-    qtbot.keyClicks(window.sentence_maps.text, "A mass is present in the breast.\nFatty tissue.")
+    qtbot.keyClicks(window.sentence_maps.text, "A mass is present in the breast.")
+    qtbot.keyClick(window.sentence_maps.text, Qt.Key.Key_Return)
+    qtbot.keyClicks(window.sentence_maps.text, "Fatty tissue.")
     started = time.monotonic()
     qtbot.waitUntil(lambda: window.state.maps is not None and len(window.state.maps.sentences) == 2, timeout=30000)
     ticker.stop()

@@ -30,7 +30,7 @@ def _run(data, **kwargs):
 
 def _assert_in_order(reports):
     assert reports[0].phase == "features" and reports[-1].phase == "done"
-    ranks = [0 if r.phase == "validate" else ORDER[r.phase] for r in reports]  # train/validate interleave
+    # train and validate interleave; every other phase comes in PHASES order
     ranks = [ORDER["train"] if r.phase in ("train", "validate") else ORDER[r.phase] for r in reports]
     assert ranks == sorted(ranks), [r.phase for r in reports]
 
@@ -94,10 +94,11 @@ def test_dicom_folder_with_labels_csv(studies, registry_with_tiny, tmp_path):
     labels = tmp_path / "labels.csv"
     with open(labels, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["study_id", "view", "density"])
+        writer.writerow(["study_id", "density"])  # density is per study: one row each
         for study in find_studies(folder):
-            for key, path in study.images.items():
-                writer.writerow([study.uid, key, density[Path(path).relative_to(folder)]])
+            values = {density[Path(p).relative_to(folder)] for p in study.images.values()}
+            assert len(values) == 1
+            writer.writerow([study.uid, values.pop()])
     with pytest.raises(DataError, match="density label"):
         _run(folder)  # a plain DICOM folder has no labels
     reports = _run(folder, labels=labels)
