@@ -305,13 +305,13 @@ def test_gathered_objective_matches_single_process() -> None:
         assert p.exitcode == 0
 
     parts = [_rank_outputs(r) for r in range(2)]
-    full = {k: torch.cat([p[k] for p in parts]) for k in ("image_global", "image2_global", "text_global",
-                                                           "image_patches")}
-    s_max = 4
-    full["sentences"] = torch.cat([torch.nn.functional.pad(p["sentences"], (0, 0, 0, s_max - p["sentences"].shape[1]))
-                                   for p in parts])
-    full["sentence_mask"] = torch.cat([torch.nn.functional.pad(p["sentence_mask"], (0, s_max - p["sentence_mask"].shape[1]))
-                                       for p in parts])
+    keys = ("image_global", "image2_global", "text_global", "image_patches")
+    full = {k: torch.cat([p[k] for p in parts]) for k in keys}
+    pad_s = [4 - p["sentences"].shape[1] for p in parts]          # global max S is 4
+    full["sentences"] = torch.cat([torch.nn.functional.pad(p["sentences"], (0, 0, 0, n))
+                                   for p, n in zip(parts, pad_s)])
+    full["sentence_mask"] = torch.cat([torch.nn.functional.pad(p["sentence_mask"], (0, n))
+                                       for p, n in zip(parts, pad_s)])
     full["logit_scale"], full["local_scale"] = torch.tensor(10.0), torch.tensor(5.0)
     full["image_global"].requires_grad_(True)
     ref = mama_objective(full, 10, LossConfig(delta_steps=0), gather=False)

@@ -8,6 +8,7 @@ and negatives) and the result says which classes were left out, instead of faili
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,9 +83,14 @@ def compute_metrics(y_true, probs, n_boot: int = 0, seed: int = 0) -> Metrics:
     _check(y_true, probs)
     y_pred = probs.argmax(axis=1)
     auc, used, absent = auc_over_present(y_true, probs)
+    with warnings.catch_warnings():
+        # "y_pred contains classes not in y_true": expected with absent classes; bACC then
+        # averages the recalls of the classes present (sklearn's definition).
+        warnings.simplefilter("ignore", UserWarning)
+        bacc = float(balanced_accuracy_score(y_true, y_pred))
     m = Metrics(
         n=len(y_true),
-        balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)),
+        balanced_accuracy=bacc,
         auc=auc,
         auc_classes=used,
         absent_classes=absent,
@@ -121,8 +127,6 @@ def bootstrap_ci(y_true, probs, n_boot: int = 1000, seed: int = 0, level: float 
     probs = np.asarray(probs, dtype=np.float64)
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
-    import warnings
-
     with warnings.catch_warnings():
         # sklearn warns when a resample lacks a predicted class; that is expected here.
         warnings.simplefilter("ignore")

@@ -202,7 +202,8 @@ def _from_hf_dir(cfg: VisionConfig) -> nn.Module:
     try:
         hf_cfg = AutoConfig.from_pretrained(path, local_files_only=True)
         cls = _model_class(hf_cfg)
-        return cls.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+        return cls.from_pretrained(path, local_files_only=True, attn_implementation="sdpa",
+                                    dtype=torch.float32)  # fp32 master weights
     except ModelError as exc:
         raise ModelError(exc.reason, path=path) from exc
     except (OSError, ValueError) as exc:
@@ -228,8 +229,9 @@ def build_vision(cfg: VisionConfig, hf_config: dict | None = None) -> tuple[nn.M
             load_hub_state(model, Path(cfg.path))
     _set_grid(model, cfg.image_size)
     if cfg.gradient_checkpointing:
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable()
+        # transformers 5 renamed the switch; use whichever this version has.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
     return model, config_from_hf(cfg, model.config)
 
 

@@ -80,7 +80,7 @@ def _profiles(g: BreastGeometry, shape, spacing: float) -> tuple[np.ndarray, np.
     thick = np.sqrt(np.clip(inner * depth_mm / 12.0, 0.0, 1.0))
     half_skin = 0.5 * 1.8 / depth_mm
     skin = np.clip(1.0 - np.abs(inner - half_skin) / half_skin, 0.0, 1.0)
-    return (coverage * thick).astype(np.float32), (coverage * SKIN).astype(np.float32), float(bins)
+    return (coverage * thick).astype(np.float32), (coverage * skin * SKIN).astype(np.float32), float(bins)
 
 
 def _add_pectoral(image: np.ndarray, tissue: np.ndarray, g: BreastGeometry, spacing: float) -> None:

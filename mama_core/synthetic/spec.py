@@ -80,6 +80,14 @@ class Finding:
         return self.shape if self.kind == "calcification" else ""
 
     @property
+    def cancer(self) -> int:
+        """The synthetic world's pathology: irregular/spiculated masses and pleomorphic or
+        fine linear calcifications are malignant, everything else benign."""
+        if self.kind == "mass":
+            return int(self.shape in ("irregular", "spiculated"))
+        return int(self.shape in ("P", "F"))
+
+    @property
     def label(self) -> str:
         """Ground-truth shape name: the mass shape or the calcification morphology."""
         return self.shape if self.kind == "mass" else CALC_FIND_NAME[self.shape]

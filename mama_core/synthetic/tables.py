@@ -21,10 +21,11 @@ METADATA_COLUMNS = (
     "ImageLateralityFinal", "ViewPosition", "StudyInstanceUID", "SOPInstanceUID", "Rows", "Columns",
     "study_date_anon",
 )
-# `massmargin` and `study_date_anon` are extra EMBED-style columns beyond the brief's list.
+# `massmargin`, `cancer` and `study_date_anon` are extra EMBED-style columns beyond the
+# brief's list (the EMBED reader takes an optional `cancer` column).
 CLINICAL_COLUMNS = (
     "empi_anon", "acc_anon", "desc", "side", "asses", "tissueden", "massshape", "massmargin", "massdens",
-    "calcfind", "calcdistri", "RACE_DESC", "ETHNIC_GROUP_DESC", "age_at_study", "study_date_anon",
+    "calcfind", "calcdistri", "cancer", "RACE_DESC", "ETHNIC_GROUP_DESC", "age_at_study", "study_date_anon",
 )
 
 
@@ -48,7 +49,7 @@ def _clinical_base(spec: StudySpec, side: str, birads: int) -> dict[str, object]
     row: dict[str, object] = {c: "" for c in CLINICAL_COLUMNS}
     row.update({
         "empi_anon": spec.patient_id, "acc_anon": spec.accession, "desc": spec.description, "side": side,
-        "asses": ASSES_LETTER[birads], "tissueden": spec.density, "RACE_DESC": spec.race,
+        "asses": ASSES_LETTER[birads], "tissueden": spec.density, "cancer": 0, "RACE_DESC": spec.race,
         "ETHNIC_GROUP_DESC": spec.ethnicity, "age_at_study": spec.age, "study_date_anon": spec.iso_date,
     })
     return row
@@ -57,7 +58,7 @@ def _clinical_base(spec: StudySpec, side: str, birads: int) -> dict[str, object]
 def _finding_row(spec: StudySpec, f: Finding) -> dict[str, object]:
     row = _clinical_base(spec, f.side, f.birads)
     row.update({"massshape": f.massshape, "massmargin": f.massmargin, "massdens": f.massdens,
-                "calcfind": f.calcfind, "calcdistri": f.calcdistri})
+                "calcfind": f.calcfind, "calcdistri": f.calcdistri, "cancer": f.cancer})
     return row
 
 

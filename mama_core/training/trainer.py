@@ -203,6 +203,7 @@ class _Run:
         self._build_loaders()
         self.log = MetricsLog(out_dir, self.start_step if resume else None) if info.is_main else None
         self.times: deque[float] = deque(maxlen=20)
+        self.logged_step = self.start_step
 
     # ---- set-up
     def _prepare_dir(self, resume: bool) -> None:
@@ -361,8 +362,9 @@ class _Run:
             images_per_s=pairs / step_time if step_time > 0 else 0.0,
             step_time_s=step_time, max_memory_mb=_max_memory_mb(self.device),
             eta_s=mean_time * (cfg.optim.max_steps - self.step), **extra)
-        if self.log is not None:
+        if self.log is not None and self.step > self.logged_step:  # a stop report repeats a step
             self.log.write(report.csv_row())
+            self.logged_step = self.step
         return report
 
     def close(self) -> None:

@@ -115,9 +115,8 @@ def test_hide_and_opacity(qtbot, window, studies_dir: Path, tiny_model_dir: Path
     qtbot.waitUntil(lambda: window.state.maps is not None, timeout=30000)
     pane = window.hanging.panes["LCC"]
     assert pane.heat_item.isVisible()
+    assert "similarity" in window.hanging.describe("LCC", 5, 5), "hover reads the map value"
     window.sentence_maps.opacity.setValue(30)
     assert pane.heat_item.opacity() == pytest.approx(0.3)
     window.maps_action.setChecked(False)
     assert not pane.heat_item.isVisible()
-    text = window.hanging.describe("LCC", 5, 5)
-    assert "similarity" in text

@@ -70,3 +70,19 @@ def test_hub_shape_mismatch_and_unsafe_pickle(reference, to_hub, tmp_path) -> No
     torch.save({"x": torch.nn.Linear(2, 2)}, path)   # a pickled module, not just tensors
     with pytest.raises(ModelError, match="weights-only"):
         build_vision(hub_cfg)
+
+
+def test_local_hf_directory_source(reference, tmp_path) -> None:
+    cfg, model = reference
+    model.save_pretrained(tmp_path / "dinov2")
+    wanted = cfg.__class__(source="hf", path=str(tmp_path / "dinov2"), image_size=84,
+                           hidden_size=768, num_heads=12)      # sizes come from the directory
+    loaded, resolved = build_vision(wanted)
+    assert (resolved.hidden_size, resolved.num_heads, resolved.num_layers) == (32, 2, 2)
+    assert resolved.image_size == 84 and loaded.config.image_size == 84
+    x = torch.randn(1, 3, 84, 84)
+    with torch.no_grad():
+        assert torch.allclose(loaded.eval()(pixel_values=x).last_hidden_state,
+                              model(pixel_values=x).last_hidden_state, atol=1e-5)
+    with pytest.raises(ModelError, match="no config.json"):
+        build_vision(cfg.__class__(source="hf", path=str(tmp_path / "missing")))

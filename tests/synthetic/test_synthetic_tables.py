@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pydicom
+import pytest
 
 from mama_core.synthetic import render_view, sample_study
 from mama_core.synthetic.tables import CLINICAL_COLUMNS, METADATA_COLUMNS
@@ -45,6 +46,34 @@ def test_clinical_join_gives_each_image_its_side_birads(small_set):
         rows = [r for r in by_acc[m["acc_anon"]] if r["side"] in (m["ImageLateralityFinal"], "B")]
         assert max(ASSES[r["asses"]] for r in rows) == entry["birads"]
         assert {int(r["tissueden"]) for r in rows} == {entry["density"]}
+
+
+def test_clinical_rows_carry_the_finding_codes(small_set):
+    root, _ = small_set
+    rows = read_csv(root / "clinical.csv")
+    assert {r["side"] for r in rows if r["asses"] == "N"} <= {"L", "R", "B"}
+    for r in rows:
+        if r["massshape"]:
+            assert r["massshape"] in "ROXL" and r["massdens"] in ("+", "=", "-", "0") and not r["calcfind"]
+            assert r["cancer"] == ("1" if r["massshape"] == "X" else "0")
+        if r["calcfind"]:
+            assert r["calcfind"] in "PAFR" and r["calcdistri"] in "GLS" and r["asses"] == "S"
+        if r["asses"] == "N":
+            assert not (r["massshape"] or r["calcfind"]) and r["cancer"] == "0"
+    assert any(r["massshape"] for r in rows) and any(r["calcfind"] for r in rows)
+
+
+def test_embed_reader_labels_every_image(small_set):
+    """The project's own EMBED reader joins the two tables into labelled records."""
+    embed = pytest.importorskip("mama_core.data.embed")
+    root, summary = small_set
+    truth = {e["path"]: e for e in read_truth(root)}
+    records = embed.load_embed(root / "metadata.csv", root / "clinical.csv")
+    assert len(records) == summary.n_images
+    for rec in records:
+        entry = truth[rec.path.relative_to(root).as_posix()]
+        assert (rec.birads, rec.density) == (entry["birads"], entry["density"])
+        assert rec.path.exists()
 
 
 def test_birads_follows_the_findings(small_set):

@@ -41,6 +41,7 @@ def test_smoke_run_writes_metrics_checkpoints_and_model(records, tiny_overrides,
     assert out["image_global"].shape == (1, 16)
 
 
+@pytest.mark.slow
 def test_resume_is_exact_across_delta(records, tiny_overrides, tmp_path):
     """6 steps in one go == 3 steps, stop, resume to 6 (delta = 4: the local loss switches on
     inside the resumed half). LoRA dropout stays on, so the RNG state must be restored too."""

@@ -1,0 +1,67 @@
+"""Search index: incremental builds, ranked hits, model identity."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from mama_core.errors import ModelError
+from mama_core.inference import Predictor, build_index, search
+
+
+def _run(folder, predictor, **kw):
+    return list(build_index(folder, predictor, name="demo", **kw))[-1]
+
+
+def test_index_is_incremental_and_search_ranks_studies(predictor, studies_dir, studies):
+    first = _run(studies_dir, predictor)
+    assert first.finished and first.total == 8 and first.encoded == 8
+    assert _run(studies_dir, predictor).encoded == 0
+    path = studies[0].images["LCC"]
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    calls = []
+    original = predictor._encode_image_file
+    predictor._encode_image_file = lambda p: (calls.append(p), original(p))[1]
+    assert _run(studies_dir, predictor).encoded == 1
+    assert [str(p) for p in calls] == [str(path.resolve())]
+
+    hits = search("There is a spiculated mass.", predictor, name="demo", top_k=5)
+    assert {h.study_uid for h in hits} == {s.uid for s in studies}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    by_uid = {s.uid: s for s in studies}
+    for h in hits:
+        assert h.best_view in by_uid[h.study_uid].images
+        assert -1 <= h.global_score <= 1 and -1 <= h.local_score <= 1
+
+
+def test_search_scores_match_direct_computation(predictor, studies_dir, studies):
+    _run(studies_dir, predictor)
+    text = "Benign calcifications."
+    hit = {h.study_uid: h for h in search(text, predictor, name="demo")}[studies[1].uid]
+    t_global = predictor.embed_text([text])[0]
+    t_local = predictor.sentence_embeddings([text])[0].numpy()
+    g = max(float(predictor.image_features(p).image_global.numpy() @ t_global) for p in studies[1].images.values())
+    assert hit.global_score == pytest.approx(g, abs=1e-5)
+    loc = max(float((predictor.image_features(p).image_patches.numpy() @ t_local).max())
+              for p in studies[1].images.values())
+    assert hit.local_score <= loc + 2e-3  # float16 patches, padding patches excluded
+
+
+def test_index_refuses_another_model_unless_rebuilt(predictor, studies_dir, tiny_model_dir, tmp_path):
+    _run(studies_dir, predictor)
+    other_dir = shutil.copytree(tiny_model_dir, tmp_path / "other")
+    cfg = json.loads((other_dir / "config.json").read_text())
+    cfg["trained_note"] = "a different model"
+    (other_dir / "config.json").write_text(json.dumps(cfg))
+    other = Predictor.load(other_dir, device="cpu")
+    with pytest.raises(ModelError, match="--rebuild"):
+        search("mass", other, name="demo")
+    with pytest.raises(ModelError):
+        _run(studies_dir, other)
+    assert _run(studies_dir, other, rebuild=True).encoded == 8
+    assert search("mass", other, name="demo")

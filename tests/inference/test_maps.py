@@ -1,0 +1,86 @@
+"""Similarity maps: native geometry, absolute values, calibration, PNG output."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import torch
+
+from mama_core.dicom import read_image
+from mama_core.inference import Predictor, calibrate_threshold
+from mama_core.inference.png import overlay, write_png
+from mama_core.preprocess import normalise, patch_map_to_native, resize_to_square
+
+
+def _independent_grid(predictor, path, sentence):
+    """Patch cosines computed straight from the model, without the Predictor."""
+    model = predictor.model
+    square, box = resize_to_square(read_image(path).pixels, predictor.image_size)
+    with torch.no_grad():
+        patches = model.encode_image(normalise(square)[None, None])["image_patches"][0]
+        local = model.encode_sentences([sentence])["sentence_local"]
+    cos = torch.nn.functional.normalize(local, dim=-1) @ torch.nn.functional.normalize(patches, dim=-1).T
+    return cos.reshape(1, *model.patch_grid(predictor.image_size)), box
+
+
+def test_maps_are_native_shaped_absolute_cosines(predictor, studies):
+    study, sentence = studies[0], "There is an irregular mass."
+    maps = predictor.similarity_maps(study, [sentence, "Calcifications."])
+    for key, path in study.images.items():
+        pixels = read_image(path).pixels
+        assert maps.maps[key].shape == (2, *pixels.shape) and maps.maps[key].dtype == np.float32
+    path = study.images["RMLO"]
+    grid, box = _independent_grid(predictor, path, sentence)
+    expected = patch_map_to_native(grid, box)[0].numpy()
+    got = maps.maps["RMLO"][0]
+    assert np.allclose(got, expected, atol=1e-5)
+    # One patch centre: native pixel (r, c) under the centre of patch (2, 1) of the model grid.
+    ps = predictor.image_size / grid.shape[1]
+    r, c = int((2 + 0.5) * ps / box.scale), int((1 + 0.5) * ps / box.scale)
+    neighbourhood = grid[0, 1:4, 0:3]
+    assert neighbourhood.min() - 1e-5 <= got[r, c] <= neighbourhood.max() + 1e-5
+    assert abs(got[r, c] - grid[0, 2, 1]) < 0.5 * float(neighbourhood.max() - neighbourhood.min()) + 1e-5
+    # Not min-max normalised: the range is the cosines' own, well inside [-1, 1].
+    assert got.max() <= grid.max() + 1e-5 and got.min() >= grid.min() - 1e-5
+    assert not (np.isclose(got.min(), 0) and np.isclose(got.max(), 1))
+    value, row, col = maps.best["RMLO"]
+    assert value == got.max() == got[row, col]
+
+
+def test_calibration_is_written_and_read_back(model_copy, studies):
+    p = Predictor.load(model_copy, device="cpu")
+    result = calibrate_threshold(p, studies[:1], sentences=["There is a mass.", "This is a mammogram."])
+    assert np.isfinite(result["no_match_threshold"]) and result["n_background_values"] > 0
+    stored = json.loads((model_copy / "calibration.json").read_text())
+    again = Predictor.load(model_copy, device="cpu")
+    assert again.no_match_threshold == stored["no_match_threshold"] == p.no_match_threshold
+    assert again.map_range[0] < again.no_match_threshold < again.map_range[1]
+
+
+def _read_png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        assert struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0] == zlib.crc32(kind + body)
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + n
+    w, h = struct.unpack(">II", chunks[b"IHDR"][:8])
+    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(h, 1 + 3 * w)
+    assert np.all(raw[:, 0] == 0)
+    return raw[:, 1:].reshape(h, w, 3)
+
+
+def test_png_overlay_round_trip(tmp_path):
+    pixels = np.linspace(0, 1, 12 * 7).reshape(12, 7).astype(np.float32)
+    sim = np.full((12, 7), -0.5, np.float32)
+    sim[3, 4] = 0.9
+    rgb = overlay(pixels, sim, value_range=(0.0, 1.0), threshold=0.2)
+    assert np.array_equal(rgb[0, 0], np.round([pixels[0, 0] * 255] * 3))  # below threshold: untouched grey
+    assert not np.all(rgb[3, 4] == rgb[3, 4][0])  # above: coloured
+    assert np.array_equal(_read_png(write_png(tmp_path / "x.png", rgb)), rgb)
