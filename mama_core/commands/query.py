@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def save_npz(path: Path, maps) -> None:
     arrays = {f"{view}/{i}": m[i] for view, m in maps.maps.items() for i in range(m.shape[0])}
-    arrays["threshold"] = np.float32(maps.threshold)
-    arrays["value_range"] = np.asarray(maps.value_range, dtype=np.float32)
+    arrays["threshold"] = np.float64(maps.threshold)
+    arrays["value_range"] = np.asarray(maps.value_range, dtype=np.float64)
     arrays["sentences"] = np.asarray(maps.sentences)
     np.savez_compressed(path, **arrays)
 
