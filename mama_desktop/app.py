@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     from .theme import apply_dark_theme
 
     apply_dark_theme(app)
+    icon = paths.resources_dir() / "icons" / "mama-desktop.svg"
+    if icon.exists():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     settings = load_settings()
     if args.model:
         settings.model = args.model

@@ -107,7 +107,10 @@ class Magnifier(pg.GraphicsView):
         self.vb.addItem(self.item)
         self.hide()
 
-    def follow(self, source: pg.ImageItem, view_pos: QPointF, view_rect: QRectF, widget_pos: QPointF) -> None:
+    def follow(self, source: pg.ImageItem, view_pos: QPointF, pixel_size: tuple[float, float],
+               widget_pos: QPointF) -> None:
+        """Centre on `view_pos`; `pixel_size` is the pane's image units per screen pixel, so
+        the magnifier's is a third of it: 3x the pane's current zoom."""
         if source.image is None:
             self.hide()
             return
@@ -116,7 +119,8 @@ class Magnifier(pg.GraphicsView):
             self.item.setTransform(source.transform())
         self.item.setLevels(source.levels)
         self.item.setLookupTable(source.lut)
-        half_w, half_h = view_rect.width() / self.ZOOM / 2, view_rect.height() / self.ZOOM / 2
+        half_w = self.SIZE / 2 * pixel_size[0] / self.ZOOM
+        half_h = self.SIZE / 2 * pixel_size[1] / self.ZOOM
         self.vb.setRange(QRectF(view_pos.x() - half_w, view_pos.y() - half_h, 2 * half_w, 2 * half_h), padding=0)
         parent = self.parentWidget()
         x = min(max(0, int(widget_pos.x()) + 20), max(0, parent.width() - self.SIZE))
@@ -260,8 +264,7 @@ class ViewPane(QFrame):
         if self.magnify:
             view_pos = self.vb.mapSceneToView(scene_pos)
             widget_pos = self.graphics.mapFromScene(scene_pos)
-            (x0, x1), (y0, y1) = self.vb.viewRange()
-            self.magnifier.follow(self.image_item, view_pos, QRectF(x0, y0, x1 - x0, y1 - y0), QPointF(widget_pos))
+            self.magnifier.follow(self.image_item, view_pos, tuple(self.vb.viewPixelSize()), QPointF(widget_pos))
         else:
             self.magnifier.hide()
 

@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         if self.settings.model != "demo":
             self.settings.model = "demo"
             self.load_model("demo")
-        if any(target.rglob("*.dcm")):
+        if (target / "ground_truth.json").exists():  # written last: a complete earlier run
             self.open_folder(target)
             return
         self.notes.notify("info", f"Generating demo studies in {target}…")

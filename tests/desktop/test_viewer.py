@@ -172,3 +172,41 @@ def test_corrupt_files_give_notifications_not_a_crash(qtbot, window, studies_cop
 def test_missing_folder_is_a_notification(qtbot, window, tmp_path: Path) -> None:
     window.open_folder(tmp_path / "nope")
     assert window.notes.current is not None and window.notes.current.level == "error"
+
+
+def test_magnifier_follows_the_cursor_at_3x(qtbot, window, studies_dir: Path) -> None:
+    open_and_wait(qtbot, window, studies_dir)
+    window.magnifier_action.setChecked(True)
+    pane = window.hanging.panes["LCC"]
+    h, w = pane.view.pixels.shape
+    scene_pos = pane.vb.mapViewToScene(QPointF(w / 2, h / 2))
+    pane._on_mouse_moved(scene_pos)
+    assert pane.magnifier.isVisible()
+    # Screen pixels per image pixel: three times the pane's.
+    ratio = pane.vb.viewPixelSize()[0] / pane.magnifier.vb.viewPixelSize()[0]
+    assert ratio == pytest.approx(3.0, rel=0.05)
+    (mx0, mx1), _ = pane.magnifier.vb.viewRange()
+    assert (mx0 + mx1) / 2 == pytest.approx(w / 2, abs=w * 0.05)
+    window.magnifier_action.setChecked(False)
+    assert not pane.magnifier.isVisible()
+
+
+def test_help_lists_the_shortcuts(qtbot, window) -> None:
+    from mama_desktop.help import HelpDialog, shortcut_rows
+
+    rows = dict((text, keys) for keys, text in shortcut_rows(window.shortcut_actions))
+    assert "F1" in rows["Keyboard shortcuts"] and "N" in rows["Next study"].split(" / ")
+    dialog = HelpDialog(window.shortcut_actions, window)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() >= len(rows)
+
+
+def test_demo_opens_existing_demo_studies_with_the_demo_model(qtbot, window, studies_dir: Path) -> None:
+    import shutil
+
+    from mama_desktop import engine
+
+    shutil.copytree(studies_dir, engine.demo_studies_dir(), dirs_exist_ok=True)
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.worklist.proxy.rowCount() == 2, timeout=20000)
+    assert window.state.folder == engine.demo_studies_dir() and window.settings.model == "demo"

@@ -1,0 +1,190 @@
+"""Training-step benchmark: our trainer's step against a baseline set up like the released
+reference recipe, on the same machine in the same run.
+
+Ours: SDPA attention, fp32 master weights with bf16 autocast on CUDA (fp32 on CPU), no
+anomaly detection, images from the preprocessed cache. Baseline (only here, never in
+training): eager attention returning attention maps (output_attentions=True),
+`torch.autograd.set_detect_anomaly(True)`, pure bf16 weights (`model.to(torch.bfloat16)`)
+on CUDA / fp32 on CPU, and — with --data — every DICOM decoded again each step.
+
+Random weights and synthetic tensors at the config's shapes, so no data is needed;
+`--data FOLDER` adds the data pipeline (cache vs decode-per-step).
+
+    python benchmarks/train_step.py --config resources/configs/smoke.yaml --steps 5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from mama_core.captions import build_caption  # noqa: E402
+from mama_core.losses import mama_objective  # noqa: E402
+from mama_core.preprocess import normalise, resize_to_square  # noqa: E402
+from mama_core.training import load_config  # noqa: E402
+from mama_core.training.distributed import pick_device  # noqa: E402
+from mama_core.training.trainer import build_model_for, param_groups  # noqa: E402
+
+META = {"StudyDescription": "MG Screening Bilateral", "age_at_study": 57, "RACE_DESC": "White",
+        "ETHNIC_GROUP_DESC": "Non-Hispanic", "FinalImageType": "2D", "ImageLateralityFinal": "L",
+        "ViewPosition": "MLO", "tissueden": 3, "asses": "B", "massshape": "O", "massdens": "="}
+
+
+def _captions(n: int) -> list[str]:
+    import random
+
+    rng = random.Random(0)
+    return [build_caption(META, mask_prob=0.8, rng=rng) for _ in range(n)]
+
+
+def _images(batch: int, size: int, data: list | None, decode: bool, cache) -> tuple[torch.Tensor, torch.Tensor]:
+    if data is None:
+        g = torch.Generator().manual_seed(0)
+        return torch.randn(batch, 1, size, size, generator=g), torch.randn(batch, 1, size, size, generator=g)
+    from mama_core.dicom import read_image
+
+    def one(path):
+        if decode:  # the reference recipe decodes every DICOM every time it is used
+            return normalise(resize_to_square(read_image(path).pixels, size)[0])[None]
+        return normalise(cache.load(path))
+
+    paths = [data[i % len(data)].path for i in range(batch)]
+    views = torch.stack([one(p) for p in paths])
+    return views, views.flip(-1)
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water (Linux)
+
+
+def _make_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    for module in (model.vision, getattr(model.text, "backbone", None)):
+        if module is not None and hasattr(module, "set_attn_implementation"):
+            module.set_attn_implementation("eager")
+    model.vision.forward = functools.partial(model.vision.forward, output_attentions=True)
+    if device.type == "cuda":
+        model.to(torch.bfloat16)
+    return model
+
+
+def run_case(cfg, device: torch.device, steps: int, baseline: bool, data: list | None, cache) -> dict:
+    torch.manual_seed(0)
+    model = build_model_for(cfg).to(device)
+    if baseline:
+        model = _make_baseline(model, device)
+    model.train()
+    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    loss_cfg = cfg.loss_config()
+    size = cfg.model_config().vision.image_size
+    captions = _captions(cfg.batch_size)
+    amp = device.type == "cuda" and not baseline
+    dtype = torch.bfloat16 if (baseline and device.type == "cuda") else torch.float32
+    anomaly = torch.autograd.set_detect_anomaly(True) if baseline else contextlib.nullcontext()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    with anomaly:
+        for i in range(steps + 1):  # step 0 warms up (allocator, kernels) and is not timed
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            images, images2 = _images(cfg.batch_size, size, data, baseline, cache)
+            tokens = {k: v.to(device) for k, v in model.tokenize(captions).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(images.to(device, dtype), images2.to(device, dtype), tokens)
+            loss = mama_objective(out, loss_cfg.delta_steps, loss_cfg, gather=False)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:
+                times.append(time.perf_counter() - start)
+    step = statistics.median(times)
+    return {"step_time_s": step, "images_per_s": cfg.batch_size / step, "peak_memory_mb": _peak_mb(device),
+            "loss": float(loss.detach())}
+
+
+def _data(folder: str | None, size: int):
+    if folder is None:
+        return None, None
+    import tempfile
+
+    from mama_core.data import load_records
+    from mama_core.training.cache import ImageCache, warm_cache
+
+    records = load_records(folder)
+    cache = ImageCache(Path(tempfile.mkdtemp(prefix="mama-bench-cache-")), size)
+    for _ in warm_cache(records, size, cache_dir=cache.root):
+        pass
+    return records, cache
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPU(s), torch {torch.__version__}"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name()}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "resources/configs/smoke.yaml"))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--data", default=None, help="a data folder: include the data pipeline")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides) + ([f"batch_size={args.batch_size}"] if args.batch_size else [])
+    cfg = load_config(args.config, overrides)
+    device = pick_device(args.device)
+    data, cache = _data(args.data, cfg.model_config().vision.image_size)
+    result = {"machine": machine(), "device": str(device), "config": args.config, "batch_size": cfg.batch_size,
+              "steps": args.steps, "with_data": data is not None,
+              "ours": run_case(cfg, device, args.steps, False, data, cache)}
+    if not args.no_baseline:
+        result["baseline"] = run_case(cfg, device, args.steps, True, data, cache)
+        result["speedup"] = result["baseline"]["step_time_s"] / result["ours"]["step_time_s"]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['machine']}  device={device}  batch={cfg.batch_size}")
+        for name in ("ours", "baseline"):
+            if name in result:
+                r = result[name]
+                print(f"{name:9s} step {r['step_time_s']:.3f} s  {r['images_per_s']:.2f} pairs/s  "
+                      f"peak {r['peak_memory_mb']:.0f} MB")
+        if "speedup" in result:
+            print(f"speed-up (baseline step time / ours): {result['speedup']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
