@@ -240,7 +240,7 @@ class Registry:
         tmp = zip_path.with_name(f".{zip_path.name}.{uuid.uuid4().hex}.tmp")
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(version.model_dir.rglob("*")):
-                if path.is_file():
+                if path.is_file() and path.name != "version.json":
                     zf.write(path, f"{version.id}/{path.relative_to(version.model_dir)}")
             zf.writestr(f"{version.id}/version.json", json.dumps(version.to_json(), indent=2))
             zf.writestr(f"{version.id}/DATA-LICENCE-NOTE.txt", LICENCE_NOTE)

@@ -122,6 +122,9 @@ def _row_key(row: Row, path: Path) -> str | None:
     key_column = first_present(row, _KEY_COLUMNS)
     if key_column is not None:
         return row.get(key_column).upper()
+    raw_view = (row.get("view") or "").strip().upper()
+    if not row.get("laterality") and raw_view[:1] in ("L", "R") and len(raw_view) > 2:
+        return raw_view  # a full view key such as 'LCC' in the `view` column (simple label CSVs)
     laterality = parse_cell(row, "laterality", "laterality", path)
     view = parse_cell(row, "view", "view", path)
     return view_key(laterality, view) or laterality

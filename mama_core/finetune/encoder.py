@@ -135,8 +135,7 @@ def validate(model: nn.Module, head: nn.Module, records: Sequence, y: np.ndarray
     """(balanced accuracy, cross-entropy, probabilities [N, C]) on the validation records."""
     feats = torch.cat([f for _, f in extract_global(model, records, cache, device, 16, cfg.bf16)])
     with torch.no_grad():
-        logits = head.cpu()(feats)
-        head.to(device)
+        logits = head(feats.to(head.mean.device)).float().cpu()
         loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(y)))
         probs = torch.softmax(logits.double(), dim=1).numpy()
     return balanced_accuracy(y, probs), loss, probs

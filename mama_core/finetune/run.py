@@ -32,7 +32,7 @@ from mama_core.finetune.features import extract_global, image_cache
 from mama_core.finetune.probe import FeatureSplit, train_probe
 from mama_core.finetune.reports import Clock, FinetuneReport
 from mama_core.finetune.stopping import Cancelled, StopFlag, should_stop
-from mama_core.inference.heads import ProbeHead, save_head
+from mama_core.inference.heads import save_head
 from mama_core.paths import user_cache_dir
 
 CANCELLED = "cancelled: nothing was registered and the active model is unchanged"

@@ -42,6 +42,11 @@ class LRUCache(Generic[V]):
             self.misses += 1
             return None
 
+    def peek(self, key: Hashable) -> V | None:
+        """The cached value without counting a hit or changing the LRU order."""
+        with self._lock:
+            return self._items.get(key)
+
     def put(self, key: Hashable, value: V) -> None:
         with self._lock:
             self._items[key] = value

@@ -139,23 +139,35 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _encode_image_file(self, path: Path) -> ImageFeatures:
+    def _encode_image_files(self, paths: list[Path]) -> list[ImageFeatures]:
+        """Decode and encode several files in one vision forward (a study's four views)."""
         from mama_core.dicom import read_image
 
-        img = read_image(path)
-        square, box = resize_to_square(img.pixels, self.image_size)
-        x = normalise(square)[None, None].to(self.device)
+        images = [read_image(p) for p in paths]
+        squares = [resize_to_square(img.pixels, self.image_size) for img in images]
+        x = normalise(torch.stack([sq for sq, _ in squares]))[:, None].to(self.device)
         with torch.inference_mode(), self._autocast():
             out = self.model.encode_image(x)
         self.image_forwards += 1
-        raw_global = out["image_global"][0].float().cpu()
-        patches = out["image_patches"][0].float().cpu()
-        return ImageFeatures(
-            path=Path(path), image_global=_l2(raw_global), image_patches=_l2(patches),
-            grid=tuple(self.model.patch_grid(self.image_size)), letterbox=box,
-            laterality=img.laterality, view=img.view, patient_age=img.patient_age,
-            study_uid=img.study_uid, raw_global=raw_global,
-        )
+        grid = tuple(self.model.patch_grid(self.image_size))
+        raw_global, patches = out["image_global"].float().cpu(), out["image_patches"].float().cpu()
+        return [ImageFeatures(path=Path(p), image_global=_l2(raw_global[i]), image_patches=_l2(patches[i]),
+                              grid=grid, letterbox=squares[i][1], laterality=img.laterality, view=img.view,
+                              patient_age=img.patient_age, study_uid=img.study_uid, raw_global=raw_global[i])
+                for i, (p, img) in enumerate(zip(paths, images))]
+
+    def _encode_image_file(self, path: Path) -> ImageFeatures:
+        return self._encode_image_files([path])[0]
+
+    def prefetch(self, paths: list[str | Path]) -> None:
+        """Encode the uncached files among `paths` together (one batched forward)."""
+        keys = [file_key(p) for p in paths]
+        with self._lock:
+            todo = [(k, Path(p)) for k, p in zip(keys, paths) if self.cache.peek(k) is None]
+            if not todo:
+                return
+            for (k, _), feats in zip(todo, self._encode_image_files([p for _, p in todo])):
+                self.cache.put(k, feats)
 
     def image_features(self, path: str | Path) -> ImageFeatures:
         """Cached features of one image file (re-encoded when the file changes)."""
@@ -235,6 +247,7 @@ class Predictor:
         study = self.resolve_study(study)
         if not study.images:
             raise DataError("the study holds no readable images", path=study.uid)
+        self.prefetch(list(study.images.values()))
         views = {key: self.predict_view(key, path) for key, path in study.images.items()}
         meta = {k: self.prompt_record(self.image_features(p)) or {} for k, p in study.images.items()}
         return aggregate(study.uid, views, self.method, self.name, meta)
@@ -244,6 +257,7 @@ class Predictor:
             raise DataError("no sentences to map")
         study = self.resolve_study(study)
         local = self.sentence_embeddings(list(sentences))
+        self.prefetch(list(study.images.values()))
         maps = {key: native_map(self.image_features(path), local) for key, path in study.images.items()}
         best = {key: best_location(m[0]) for key, m in maps.items()}
         return SimilarityMaps(list(sentences), maps, self.no_match_threshold, self.map_range, best)

@@ -180,3 +180,19 @@ def test_dicom_folder_without_tables(tmp_path):
     labels = write_csv(tmp_path / "labels.csv", ["study_id", "birads"], [["1.2.3.4", "N"]])
     labelled = load_records(tmp_path, labels=labels)
     assert {x.birads for x in labelled} == {1}
+
+
+def test_labels_csv_accepts_full_view_key_in_view_column(tmp_path):
+    """The simple label format `study_id,view,density` with view = 'LCC' labels one image."""
+    from mama_core.data import ImageRecord
+    from mama_core.data.folder import apply_labels
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("study_id,view,density\nS1,LCC,4\nS1,RCC,2\n", encoding="utf-8")
+    records = [
+        ImageRecord(path=tmp_path / "a.dcm", patient_id="P", study_id="S1", laterality="L", view="CC", meta={}),
+        ImageRecord(path=tmp_path / "b.dcm", patient_id="P", study_id="S1", laterality="R", view="CC", meta={}),
+        ImageRecord(path=tmp_path / "c.dcm", patient_id="P", study_id="S1", laterality="L", view="MLO", meta={}),
+    ]
+    apply_labels(records, labels)
+    assert [r.density for r in records] == [4, 2, None]

@@ -94,15 +94,15 @@ def test_second_query_does_not_rerun_the_vision_encoder(predictor, studies):
 
     predictor.model.encode_image = counting
     predictor.similarity_maps(studies[0], ["There is a mass."])
-    assert len(calls) == 4
+    assert sum(calls) == 4 and len(calls) == 1  # the four views in one batched forward
     predictor.similarity_maps(studies[0], ["Calcifications are seen."])
     predictor.predict(studies[0])
-    assert len(calls) == 4  # only text forwards for a new sentence
+    assert sum(calls) == 4  # only text forwards for a new sentence
     path = studies[0].images["LCC"]
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a changed file is re-encoded
     predictor.similarity_maps(studies[0], ["There is a mass."])
-    assert len(calls) == 5
+    assert calls[1:] == [1]
 
 
 def test_two_threads_querying_get_the_single_thread_answer(predictor, studies):
