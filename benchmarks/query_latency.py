@@ -135,7 +135,7 @@ def markdown(r: dict) -> str:
         f"| first prediction, unseen study (decode included) | {r['first_prediction_s'] * 1000:.0f} ms |",
         f"| new sentence -> 4 maps, median over {r['sentences']} | {r['new_sentence_median_ms']:.1f} ms |",
         f"| new sentence -> 4 maps, p95 | {r['new_sentence_p95_ms']:.1f} ms |", "",
-    ])
+    ] + ([r["note"], ""] if r.get("note") else []))
 
 
 def write_docs(section: str, path: Path = ROOT / "docs" / "benchmarks.md") -> None:
@@ -157,11 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sentences", type=int, default=50)
     ap.add_argument("--rows", type=int, default=2048, help="rows of the synthetic test images")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--note", default="", help="free text added under the table (e.g. machine load)")
     ap.add_argument("--write-docs", action="store_true", help="update the Query latency section of docs/benchmarks.md")
     args = ap.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             result = measure(args.model, args.device, args.sentences, args.rows, Path(tmp))
+        result["note"] = args.note
     except ModelError as exc:
         print(f"query_latency: {exc}", file=sys.stderr)
         return 2

@@ -65,3 +65,19 @@ def test_index_refuses_another_model_unless_rebuilt(predictor, studies_dir, tiny
         _run(studies_dir, other)
     assert _run(studies_dir, other, rebuild=True).encoded == 8
     assert search("mass", other, name="demo")
+
+
+def test_stop_flag_ends_indexing_with_what_was_saved(predictor, studies_dir):
+    import threading
+
+    from mama_core.errors import StoppedError
+    from mama_core.inference.index import read_manifest
+
+    stop = threading.Event()
+    gen = build_index(studies_dir, predictor, name="partial", stop=stop)
+    next(gen), next(gen)
+    stop.set()
+    with pytest.raises(StoppedError):
+        list(gen)
+    assert len(read_manifest("partial")["files"]) == 2
+    assert _run(studies_dir, predictor).encoded == 8  # a different index name: independent
