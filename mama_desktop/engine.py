@@ -49,7 +49,10 @@ def load_predictor(name_or_path: str | Path, device: str | None = None) -> Any:
         from mama_core.inference import Predictor
     except ImportError as exc:
         raise ModelError(f"the inference engine is not available ({exc})") from exc
-    return Predictor.load(name_or_path, device=device)
+    predictor = Predictor.load(name_or_path, device=device)
+    if str(name_or_path) == "active":
+        predictor.name = active_label()  # the worklist names the version that predicted, not "active"
+    return predictor
 
 
 def preset_sentences() -> list[str]:
@@ -108,3 +111,121 @@ def demo_model_dir() -> Path:
 
 def demo_studies_dir() -> Path:
     return paths.user_cache_dir() / "demo-studies"
+
+
+# ----- model registry and fine-tuning (issue: one-click local fine-tuning) --------------------
+
+FINETUNE_TASKS = ("density", "birads", "cancer")
+FINETUNE_MODES = ("linear-probe", "lora", "full", "continue-pretraining")
+IMAGE_SUFFIXES = {".dcm", ".dicom", ""}
+
+
+def _registry() -> Any:
+    from mama_core.registry import Registry
+
+    return Registry()
+
+
+def active_label() -> str:
+    """The active version's id for display ('active' when the registry has none yet)."""
+    try:
+        return _registry().active_id() or "active"
+    except (MamaError, OSError):
+        return "active"
+
+
+def key_metric(report: dict | None) -> str:
+    """One cell for a version's fine-tuning report: the task's new bACC (and the one it replaced)."""
+    new = (report or {}).get("new") if isinstance(report, dict) else None
+    if not isinstance(new, dict) or new.get("balanced_accuracy") is None:
+        return "-"
+    text = f"{report.get('task', '?')} bACC {new['balanced_accuracy']:.3f}"
+    before = (report.get("baseline") or {}).get("balanced_accuracy")
+    return f"{text} (was {before:.3f})" if before is not None else text
+
+
+def list_versions() -> list[dict[str, Any]]:
+    """Rows for the Models page: id, name, kind, created, parent, key metric, active, report."""
+    registry = _registry()
+    active = registry.active_id()
+    return [{"id": v.id, "name": v.name, "kind": v.kind, "created": v.created, "parent": v.parent or "",
+             "key_metric": key_metric(v.report), "active": v.id == active, "report": v.report,
+             "model_dir": str(v.model_dir)} for v in registry.list()]
+
+
+def active_version_id() -> str | None:
+    return _registry().active_id()
+
+
+def activate_version(version_id: str) -> str:
+    return _registry().activate(version_id).id
+
+
+def rollback_version() -> str:
+    return _registry().rollback().id
+
+
+def delete_version(version_id: str) -> str:
+    _registry().delete(version_id)  # the registry refuses the active version (RegistryError)
+    return version_id
+
+
+def export_version(version_id: str, zip_path: str | Path) -> Path:
+    return _registry().export(version_id, zip_path)
+
+
+def licence_note() -> str:
+    from mama_core.registry import LICENCE_NOTE
+
+    return LICENCE_NOTE
+
+
+def count_images(folder: str | Path) -> int:
+    """A quick count of likely image files (for the time estimate; headers are not read)."""
+    return sum(1 for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def finetune_command(cli_args: list[str]) -> tuple[str, list[str]]:
+    """(program, arguments) that run `mama finetune ... --json` in a child Python process."""
+    import sys
+
+    return sys.executable, ["-m", "mama_core.cli", "finetune", *cli_args, "--json"]
+
+
+def child_environment() -> dict[str, str]:
+    """Variables added to the inherited environment of the fine-tuning process: the engine's
+    source root on PYTHONPATH (a source checkout works too), no downloads, unbuffered output."""
+    import os
+
+    import mama_core
+
+    root = str(Path(mama_core.__file__).resolve().parents[1])
+    current = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (root, current) if p), "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def labels_scratch_dir() -> Path:
+    folder = paths.user_cache_dir() / "finetune-labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def table_kind(path: str | Path) -> str:
+    """'labels' for a study-keyed labels CSV (passed as --labels), 'embed' for an EMBED table
+    (its folder is the data), else 'data' (an RSNA train.csv or a generic CSV with paths)."""
+    import csv
+
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = {c.strip() for c in next(csv.reader(fh), [])}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        from mama_core.errors import DataError
+
+        raise DataError(f"cannot read the table: {exc}", path=path) from exc
+    if path.name in ("metadata.csv", "clinical.csv") and (path.parent / "metadata.csv").is_file():
+        return "embed"
+    if header & {"study_id", "StudyInstanceUID"} and "path" not in header and "image_id" not in header:
+        return "labels"
+    return "data"

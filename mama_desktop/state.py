@@ -43,6 +43,7 @@ class AppState(QObject):
     sentencesChanged = Signal(list)
     mapsChanged = Signal(object)  # SimilarityMaps | None
     focusViewChanged = Signal(str)  # a view to highlight (search hit)
+    readerLabelsChanged = Signal(str)  # study uid whose reader labels changed ('' = all)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -55,6 +56,8 @@ class AppState(QObject):
         self.predictions: dict[str, Any] = {}  # study uid -> StudyPrediction (worklist columns)
         self.sentences: list[str] = []
         self.maps: Any | None = None
+        # Labels the reader set per study (uid -> {"birads": 0-6, "density": 1-4}), for fine-tuning.
+        self.reader_labels: dict[str, dict[str, int]] = {}
 
     def set_folder(self, folder: Path | None) -> None:
         self.folder = folder
@@ -99,6 +102,20 @@ class AppState(QObject):
     def set_maps(self, maps: Any | None) -> None:
         self.maps = maps
         self.mapsChanged.emit(maps)
+
+    def set_reader_labels(self, labels: dict[str, dict[str, int]]) -> None:
+        self.reader_labels = {uid: dict(v) for uid, v in labels.items() if v}
+        self.readerLabelsChanged.emit("")
+
+    def set_reader_label(self, uid: str, task: str, value: int | None) -> None:
+        labels = self.reader_labels.setdefault(uid, {})
+        if value is None:
+            labels.pop(task, None)
+        else:
+            labels[task] = int(value)
+        if not labels:
+            del self.reader_labels[uid]
+        self.readerLabelsChanged.emit(uid)
 
     def study_index(self) -> int:
         if self.study is None:

@@ -36,9 +36,9 @@ from mama_core.paths import resources_dir
 from mama_core.preprocess import normalise, resize_to_square
 
 TASKS = ("birads", "density")
-DEMO_BUILD_HINT = ("the demo model is not built yet: build it with `bash installer/build_demo.sh` "
-                   "(or `mama train --config resources/configs/demo.yaml` then `mama export`), "
-                   "or pass --model with a model directory")
+DEMO_BUILD_HINT = ("the demo model is not built yet: build it with `mama demo-data DIR`, "
+                   "`mama train --config resources/configs/demo.yaml --data DIR --out RUN` and "
+                   "`mama export RUN resources/models/demo`, or pass --model with a model directory")
 
 
 def resolve_model_dir(name_or_path: str | Path) -> tuple[Path, str]:
