@@ -16,8 +16,10 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QVB
 
 from . import engine
 from .controllers import FolderController, ModelController, StudyController, describe_error
+from .finetune_dialog import FinetuneDialog
 from .hanging import WINDOW_PRESETS, HangingProtocol
 from .help import HelpDialog
+from .models_page import ModelsPage
 from .notifications import NotificationBar
 from .predictions import PredictionsPanel
 from .search import SearchController, SearchPanel
@@ -51,6 +53,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._wire()
         self._pending_focus: str | None = None
+        self.finetune_dialog: FinetuneDialog | None = None
+        self.models_page: ModelsPage | None = None
         self.resize(1500, 950)
         self._restore_geometry()
 
@@ -152,6 +156,9 @@ class MainWindow(QMainWindow):
             self._action(v, f"Window: {name}", lambda n=name: h.set_preset(n), [str(i)])
         v.addSeparator()
         self._action(v, "F&ull screen", self._toggle_full_screen, ["F11"])
+        mm = bar.addMenu("&Models")
+        self._action(mm, "&Fine-tune on local cases…", self.show_finetune, ["Ctrl+Shift+F"])
+        self._action(mm, "Model &versions…", self.show_models, ["Ctrl+Shift+M"])
         docks = bar.addMenu("&Panels")
         for dock in self.docks.values():
             docks.addAction(dock.toggleViewAction())
@@ -249,6 +256,37 @@ class MainWindow(QMainWindow):
             if reload:
                 self.load_model()
 
+    def show_finetune(self) -> FinetuneDialog:
+        """One dialog per window: reopening it shows the run in progress."""
+        if self.finetune_dialog is None:
+            device = None if self.settings.device == "auto" else self.settings.device
+            self.finetune_dialog = FinetuneDialog(self.state, self.runner, device, self)
+            self.finetune_dialog.activated.connect(self.use_active_model)
+        self.finetune_dialog.show()
+        self.finetune_dialog.raise_()
+        return self.finetune_dialog
+
+    def show_models(self) -> ModelsPage:
+        if self.models_page is None:
+            self.models_page = ModelsPage(self.runner, self)
+            self.models_page.activeChanged.connect(self.use_active_model)
+        self.models_page.refresh()
+        self.models_page.show()
+        self.models_page.raise_()
+        return self.models_page
+
+    def use_active_model(self, version_id: str = "") -> None:
+        """The registry's active model changed: predict with it from now on (and re-predict)."""
+        self.settings.model = "active"
+        try:
+            save_settings(self.settings)
+        except Exception:  # noqa: BLE001 - the switch still applies to this session
+            log.exception("could not save settings")
+        self.notes.notify("info", f"Switching to the active model {version_id}".rstrip() + "…")
+        self.load_model("active")
+        if self.models_page is not None:
+            self.models_page.refresh()
+
     def show_help(self) -> None:
         HelpDialog(self.shortcut_actions, self).show()
 
@@ -302,6 +340,8 @@ class MainWindow(QMainWindow):
         """Stop timers, stop and join every worker, persist settings and geometry."""
         self.maps.timer.stop()
         self.maps.latest.cancel()
+        if self.finetune_dialog is not None:
+            self.finetune_dialog.shutdown()
         self.runner.shutdown()
         try:
             save_settings(self.settings)

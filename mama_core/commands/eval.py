@@ -15,7 +15,11 @@ HELP = "evaluate a model like the paper's Tables 1-3 (zero-shot, linear probe, f
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="EMBED folder (metadata.csv + clinical.csv), RSNA train.csv, generic CSV or DICOM folder")
     parser.add_argument("--labels", default=None, help="labels CSV for a plain DICOM folder")
-    parser.add_argument("--task", nargs="+", default=["birads", "density"], choices=["birads", "density", "cancer"])
+    parser.add_argument("--task", nargs="+", default=["birads", "density"], choices=["birads", "density", "cancer", "localization"],
+                        help="localization = the pointing game for --sentence on `mama demo-data` folders (ground_truth.json)")
+    parser.add_argument("--sentence", default=None, help="sentence for --task localization (default: the mass sentence)")
+    parser.add_argument("--split", default="paper", choices=["paper", "all-test"],
+                        help="paper: patient-level 70/10/20 split; all-test: every image is a test image (zero-shot on unseen data)")
     parser.add_argument("--mode", default="zero-shot", choices=["zero-shot", "linear-probe", "finetune"])
     parser.add_argument("--fraction", type=float, default=1.0, choices=[0.01, 0.1, 1.0],
                         help="share of the training split (linear probe / fine-tuning)")
@@ -36,7 +40,9 @@ def _config(args):
 
     probe = ProbeConfig(steps=args.steps) if args.steps else ProbeConfig()
     ft = FinetuneConfig(steps=args.steps) if args.steps else FinetuneConfig()
-    return EvalConfig(tasks=list(args.task), mode=args.mode, fraction=args.fraction, seed=args.seed,
+    split = (0.0, 0.0, 1.0) if args.split == "all-test" else (0.7, 0.1, 0.2)
+    tasks = [t for t in args.task if t != "localization"]
+    return EvalConfig(tasks=tasks, split=split, mode=args.mode, fraction=args.fraction, seed=args.seed,
                       n_boot=args.boot, with_metadata=args.with_metadata, probe=probe, finetune=ft)
 
 
@@ -44,11 +50,16 @@ def run(args: argparse.Namespace) -> int:
     from mama_core.evaluation import evaluate, load_eval_records, markdown_table
     from mama_core.inference import Predictor
 
-    cfg = _config(args)
     predictor = Predictor.load(args.model, device=args.device)
-    results = evaluate(predictor, load_eval_records(args.data, args.labels), cfg)
-    table = markdown_table(results, predictor.name)
+    results, table = [], ""
+    if any(t != "localization" for t in args.task):
+        cfg = _config(args)
+        results = evaluate(predictor, load_eval_records(args.data, args.labels), cfg)
+        table = markdown_table(results, predictor.name)
     doc = {"data": str(args.data), "results": results, "markdown": table}
+    if "localization" in args.task:
+        doc["localization"] = _localization(predictor, args)
+        table += _localization_line(doc["localization"])
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=2))
     if args.markdown:
@@ -58,3 +69,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table)
     return 0
+
+
+def _localization(predictor, args) -> dict:
+    from mama_core.evaluation.localization import MASS_SENTENCE, pointing_game
+
+    return pointing_game(predictor, args.data, args.sentence or MASS_SENTENCE).to_json()
+
+
+def _localization_line(result: dict) -> str:
+    return (f"\nPointing game ({result['lesion_type']}): \"{result['sentence']}\" — map maximum inside a "
+            f"true box in {result['hits']}/{result['views']} views ({100 * result['hit_rate']:.1f} %)\n")

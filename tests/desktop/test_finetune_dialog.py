@@ -1,0 +1,219 @@
+"""The fine-tune dialog: the real `mama finetune` CLI in a QProcess on a tiny model and tiny
+synthetic studies; progress, cancel (a real kill, nothing registered), a full run, the
+comparison report and Activate; plus the reader labels the worklist feeds it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from mama_core.registry import Registry
+from mama_desktop import engine
+from mama_desktop.finetune_dialog import (
+    FinetuneDialog,
+    FinetuneRequest,
+    JsonLines,
+    estimate_seconds,
+    format_duration,
+    last_console_segment,
+)
+from mama_desktop.state import AppState
+from mama_desktop.workers import TaskRunner
+from mama_desktop.worklist import read_labels_csv, reader_labels_path
+
+PROCESS_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="session")
+def ft_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight synthetic four-view studies (an EMBED-style folder with density labels)."""
+    synthetic = pytest.importorskip("mama_core.synthetic")
+    out = tmp_path_factory.mktemp("ft-studies") / "embed"
+    synthetic.generate_studies(out, 8, seed=3, rows=256)
+    return out
+
+
+@pytest.fixture
+def tiny_active(tiny_model_dir: Path) -> str:
+    """The tiny random-init model registered and active in this test's private registry."""
+    registry = Registry()
+    version = registry.add(tiny_model_dir, "tiny", "trained")
+    registry.activate(version.id)
+    return version.id
+
+
+@pytest.fixture
+def dialog(qtbot):
+    runner = TaskRunner()
+    dlg = FinetuneDialog(AppState(), runner, device="cpu")
+    qtbot.addWidget(dlg)
+    yield dlg
+    dlg.shutdown()
+    runner.shutdown()
+
+
+# ----- pieces ----------------------------------------------------------------------------------
+def test_json_lines_are_split_across_chunks() -> None:
+    reader = JsonLines()
+    assert reader.feed(b'{"phase": "train", "st') == []
+    got = reader.feed(b'ep": 3}\nLoading weights\n{"summary": true}\n{"pha')
+    assert got == [{"phase": "train", "step": 3}, "Loading weights", {"summary": True}]
+    assert reader.feed(b'se": "done"}') == []
+    assert reader.flush() == [{"phase": "done"}]
+    assert last_console_segment("Loading 0%\rLoading 50%\rLoading 100%\r") == "Loading 100%"
+
+
+def test_estimate_grows_with_images_and_mode() -> None:
+    few, many = estimate_seconds(100, "linear-probe"), estimate_seconds(1000, "linear-probe")
+    assert many > few > 0
+    order = [estimate_seconds(400, m) for m in ("linear-probe", "lora", "full")]
+    assert order == sorted(order) and order[0] < order[1]
+    assert estimate_seconds(400, "lora", gpu=True) < estimate_seconds(400, "lora")
+    assert format_duration(30) == "30 s" and format_duration(600) == "10 min" and format_duration(None) == "unknown"
+
+
+def test_request_validates_and_builds_the_command_line() -> None:
+    args = FinetuneRequest(data="/d", task="birads", mode="lora", labels="/l.csv", max_steps=7, device="cpu").cli_args()
+    assert args == ["--data", "/d", "--task", "birads", "--mode", "lora", "--model", "active", "--labels", "/l.csv",
+                    "--max-steps", "7", "--device", "cpu"]
+    program, argv = engine.finetune_command(args)
+    assert argv[:3] == ["-m", "mama_core.cli", "finetune"] and argv[-1] == "--json" and Path(program).exists()
+    with pytest.raises(Exception, match="mode"):
+        FinetuneRequest(data="/d", mode="magic")
+
+
+def test_defaults_and_mode_explanations(dialog, ft_studies: Path, qtbot) -> None:
+    assert dialog.task.currentData() == "density" and dialog.mode.currentData() == "linear-probe"
+    assert "frozen" in dialog.mode_help.text()
+    dialog.mode.setCurrentIndex(dialog.mode.findData("full"))
+    assert "every encoder weight" in dialog.mode_help.text()
+    dialog.set_cases(ft_studies)
+    qtbot.waitUntil(lambda: dialog.n_images == 32, timeout=10000)  # 8 studies x 4 views
+    assert "estimate" in dialog.estimate.text() and "32 images" in dialog.estimate.text()
+
+
+def test_worklist_labels_go_to_a_simple_labels_csv(dialog, ft_studies: Path) -> None:
+    dialog.set_cases(ft_studies)
+    dialog.label_source.setCurrentIndex(dialog.label_source.findData("worklist"))
+    with pytest.raises(Exception, match="no study has your density label"):
+        dialog.request()
+    dialog.state.set_reader_label("1.2.3", "density", 3)
+    dialog.state.set_reader_label("1.2.4", "birads", 4)
+    assert "1 study carry" in dialog.label_info.text()
+    request = dialog.request()
+    rows = list(csv.DictReader(open(request.labels, newline="")))
+    assert rows == [{"study_id": "1.2.3", "birads": "", "density": "3"}], "only studies with the task's label"
+    assert request.data == str(ft_studies) and "--labels" in request.cli_args()
+    dialog.task.setCurrentIndex(dialog.task.findData("cancer"))
+    with pytest.raises(Exception, match="cancer"):
+        dialog.request()
+
+
+def test_label_tables_are_routed_by_kind(dialog, ft_studies: Path, tmp_path: Path) -> None:
+    dialog.set_cases(ft_studies)
+    dialog.label_source.setCurrentIndex(dialog.label_source.findData("table"))
+    simple = tmp_path / "labels.csv"
+    simple.write_text("study_id,view,birads,density,cancer\n1.2,LCC,1,2,0\n")
+    dialog.table.setText(str(simple))
+    assert (dialog.request().data, dialog.request().labels) == (str(ft_studies), str(simple))
+    dialog.table.setText(str(ft_studies / "metadata.csv"))
+    assert (dialog.request().data, dialog.request().labels) == (str(ft_studies), None)
+    rsna = tmp_path / "train.csv"
+    rsna.write_text("site_id,patient_id,image_id,laterality,view,cancer\n1,2,3,L,CC,0\n")
+    dialog.table.setText(str(rsna))
+    assert (dialog.request().data, dialog.request().labels) == (str(rsna), None)
+
+
+def test_reader_labels_edit_persist_and_reload(qtbot, window, studies_dir: Path) -> None:
+    from .conftest import open_and_wait
+
+    open_and_wait(qtbot, window, studies_dir)
+    model, study = window.worklist.model, window.state.studies[0]
+    row = window.state.studies.index(study)
+    assert model.setData(model.index(row, 8), "c") and model.setData(model.index(row, 9), "4")
+    assert not model.setData(model.index(row, 9), "9"), "BI-RADS is 0-6"
+    assert (model.cell(study, 8), model.cell(study, 9)) == ("C", "4")
+    assert read_labels_csv(reader_labels_path()) == {study.uid: {"density": 3, "birads": 4}}
+    header = window.worklist.table.horizontalHeader()
+    assert header.visualIndex(8) < header.visualIndex(7), "reader columns sit before the Study UID"
+    fresh = AppState()
+    from mama_desktop.worklist import WorklistPanel
+
+    panel = WorklistPanel(fresh)
+    qtbot.addWidget(panel)
+    assert fresh.reader_labels == {study.uid: {"density": 3, "birads": 4}}
+
+
+# ----- the real process -----------------------------------------------------------------------
+def _start(dialog: FinetuneDialog, studies: Path, steps: int) -> list[dict]:
+    reports: list[dict] = []
+    dialog.proc.report.connect(reports.append)
+    dialog.set_cases(studies)
+    dialog.steps.setValue(steps)
+    dialog.start()
+    assert dialog.proc.running(), dialog.log_view.toPlainText()
+    return reports
+
+
+def test_cancel_kills_the_process_and_registers_nothing(qtbot, dialog, ft_studies: Path, tiny_active: str,
+                                                         monkeypatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    reports = _start(dialog, ft_studies, steps=5000)
+    assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    # The bar moves: a features report with images done (16 of 32 after the first batch).
+    qtbot.waitUntil(lambda: dialog.progress.maximum() > 0 and dialog.progress.value() > 0, timeout=PROCESS_TIMEOUT_MS)
+    assert reports and reports[0]["phase"] == "features" and reports[0]["total_steps"] == 32
+    pid = dialog.proc.process.processId()
+    with qtbot.waitSignal(dialog.runEnded, timeout=20000) as ended:
+        dialog.cancel_button.click()
+    assert ended.args == ["cancelled"] and asked and "Nothing will be registered" in asked[0]
+    assert not dialog.proc.running() and pid > 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the child is gone, not merely detached
+    assert "Cancelled" in dialog.phase_label.text()
+    registry = Registry()
+    assert [v.id for v in registry.list()] == [tiny_active] and registry.active_id() == tiny_active
+    assert not list(registry.root.glob(".staging-*"))
+    assert dialog.start_button.isEnabled() and not dialog.cancel_button.isEnabled()
+
+
+def test_full_linear_probe_run_reports_and_activates(qtbot, window, ft_studies: Path, tiny_active: str) -> None:
+    dialog = window.show_finetune()
+    reports = _start(dialog, ft_studies, steps=20)
+    with qtbot.waitSignal(dialog.runEnded, timeout=PROCESS_TIMEOUT_MS) as ended:
+        pass
+    assert ended.args == ["done"], dialog.log_view.toPlainText()[-3000:]
+    phases = [r["phase"] for r in reports]
+    assert phases[0] == "features" and phases[-1] == "done" and "validate" in phases
+    steps = [r for r in reports if r["phase"] in ("train", "validate")]
+    assert dialog.curve.loss_y and dialog.curve.loss_y[-1] == pytest.approx(steps[-1]["loss"]), "live loss curve"
+    assert dialog.curve.bacc_y == [r["val_bacc"] for r in steps if r["val_bacc"] is not None][:len(dialog.curve.bacc_y)]
+    assert dialog.curve.bacc_y, "validation bACC plotted"
+    new_id = dialog.version_id
+    registry = Registry()
+    version = registry.get(new_id)
+    assert version.kind == "finetuned" and version.parent == tiny_active
+    assert registry.active_id() == tiny_active, "registered, not activated"
+    assert dialog.report_box.isVisible()
+    # The table shows the registry's report: current active (baseline) vs new, same held-out cases.
+    report = version.report
+    cells = dialog.comparison.metrics
+    assert cells.item(0, 0).text() == "Balanced accuracy"
+    assert cells.item(0, 1).text() == f"{report['baseline']['balanced_accuracy']:.3f}"
+    assert cells.item(0, 2).text() == f"{report['new']['balanced_accuracy']:.3f}"
+    confusion = dialog.comparison.confusions.itemAt(1).widget().findChild(type(cells))
+    total = sum(int(confusion.item(r, c).text()) for r in range(4) for c in range(4))
+    assert total == report["n_cases"] == json.loads(json.dumps(report))["new"]["n"]
+
+    with qtbot.waitSignal(dialog.activated, timeout=10000):
+        dialog.activate_button.click()
+    assert Registry().active_id() == new_id
+    assert window.settings.model == "active"
+    qtbot.waitUntil(lambda: getattr(window.state.predictor, "name", None) == new_id, timeout=60000)
+    assert window.worklist.model_label.text().endswith(new_id)
