@@ -9,14 +9,9 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 EXTRAS="${1:-}"
 
 # torch: the same pin gets the CUDA build on an NVIDIA machine and the CPU build elsewhere
-# (where a local CPU wheel is offered). MAMA_TORCH_SPEC overrides, e.g. a local wheel path.
-if [ -n "${MAMA_TORCH_SPEC:-}" ]; then
-    TORCH_SPEC="$MAMA_TORCH_SPEC"
-elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    TORCH_SPEC="torch==2.13.0"   # PyPI's default build carries CUDA
-else
-    TORCH_SPEC="torch==2.13.0"
-fi
+# (installer/torch_spec.sh, shared with install-linux.sh). MAMA_TORCH_SPEC overrides.
+source "$ROOT/installer/torch_spec.sh"
+TORCH_SPEC="$(mama_torch_spec)"
 
 TARGET="."
 [ -n "$EXTRAS" ] && TARGET=".[$EXTRAS]"

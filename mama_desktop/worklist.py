@@ -159,7 +159,7 @@ class StudyTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 3:
             return "\n".join(getattr(study, "problems", []) or []) or None
         if role == Qt.ItemDataRole.ToolTipRole and index.column() in READER_COLUMNS:
-            return "Your label for fine-tuning: double-click to type (density A-D, BI-RADS 0-6) or right-click"
+            return "Your label for fine-tuning: double-click and type (density A-D, BI-RADS 0-6), or right-click"
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 6:
             return "The model (registry version) that produced this study's predictions"
         if role == Qt.ItemDataRole.UserRole:

@@ -50,6 +50,7 @@ STUDY_TAGS: list[str] = [
     "ImageLaterality", "Laterality", "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence", "SeriesDescription", "ViewPosition",
     "ViewCodeSequence", "PresentationIntentType",
+    "PatientName", "AccessionNumber",  # only so logs can redact them (mama_core.logging_setup)
 ]
 
 

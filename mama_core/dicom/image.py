@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from mama_core.dicom import fields
 from mama_core.dicom.io import read_dataset
 from mama_core.dicom.pixels import chest_wall_on_right, decode_first_frame, to_unit_range
+from mama_core.dicom.studies import note_patient
 from mama_core.dicom.types import MammoImage
 from mama_core.errors import DicomError
 
@@ -42,6 +43,7 @@ def is_mammogram(ds: Dataset) -> bool:
 
 
 def _assemble(ds: Dataset, path: Path, pixels: np.ndarray, flipped: bool) -> MammoImage:
+    note_patient(ds)
     return MammoImage(
         pixels=pixels,
         laterality=fields.laterality(ds),

@@ -19,6 +19,7 @@ from mama_core.dicom import fields
 from mama_core.dicom.io import read_dataset
 from mama_core.dicom.types import STANDARD_KEYS, Study, view_key
 from mama_core.errors import DicomError
+from mama_core.logging_setup import note_folder_parts, note_identifiers
 
 FOR_PROCESSING = "FOR PROCESSING"
 _DEFER_BYTES = 4096  # header values are small; anything larger (pixel data) is skipped
@@ -60,6 +61,15 @@ def _summarise(path: Path) -> _Entry:
     return _entry(path, ds)
 
 
+def note_patient(ds: Dataset) -> None:
+    """Tell the log redactor this file's patient identifiers (docs/reliability.md §4)."""
+    for keyword in ("PatientID", "PatientName", "AccessionNumber"):
+        try:
+            note_identifiers(fields.text(ds, keyword))
+        except Exception:  # a damaged value: reading goes on; there is nothing to redact
+            continue
+
+
 def _is_native(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -72,6 +82,7 @@ def _is_native(ds: Dataset) -> bool:
 
 def _entry(path: Path, ds: Dataset) -> _Entry:
     sop = ds.get("SOPClassUID")
+    note_patient(ds)
     return _Entry(
         path=path,
         study_uid=fields.text(ds, "StudyInstanceUID"),
@@ -111,6 +122,7 @@ def find_studies(folder: str | Path, report: SkipReport | None = None) -> list[S
     entries: list[_Entry] = []
     unreadable: SkipReport = []
     for path in _candidate_files(root):
+        note_folder_parts(root, path)  # sites often name study folders after the patient
         entry = _scan_one(path, report, unreadable)
         if entry is not None:
             entries.append(entry)
