@@ -91,11 +91,16 @@ def decode_first_frame(ds: Dataset, path: Path) -> np.ndarray:
 def to_unit_range(stored: np.ndarray, ds: Dataset) -> np.ndarray:
     """Stored values -> float32 [0, 1], bright = dense."""
     values = apply_modality_lut(stored, ds)  # PS3.3 C.11.1
+    if not np.isfinite(values).all():  # e.g. RescaleSlope 'nan' or 1e308 (found by fuzzing)
+        raise ValueError("RescaleSlope/RescaleIntercept give non-finite values")
     out, low, high = _apply_voi(values, ds)
     if high == low:
         unit = np.zeros(out.shape, dtype=np.float64)
     else:
-        unit = (np.asarray(out, dtype=np.float64) - low) / (high - low)
+        with np.errstate(over="ignore", invalid="ignore"):
+            unit = (np.asarray(out, dtype=np.float64) - low) / (high - low)
+    if not np.isfinite(unit).all():
+        raise ValueError("the VOI transform gives non-finite values")
     np.clip(unit, 0.0, 1.0, out=unit)
     if inverts(ds):
         unit = 1.0 - unit
@@ -114,9 +119,12 @@ def _apply_voi(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, float, floa
     if "WindowCenter" in ds and "WindowWidth" in ds:
         try:
             low, high = _window_output_range(ds)
-            return apply_windowing(values, ds, index=0), low, high
+            out = apply_windowing(values, ds, index=0)
+            if np.isfinite([low, high]).all() and np.isfinite(out).all():
+                return out, low, high
         except (ValueError, TypeError, IndexError):
             pass  # an unusable window (width < 1, unknown function): fall back to min-max
+        # ... and so does a window whose values are not finite ('nan', 'inf')
     return values, float(np.min(values)), float(np.max(values))
 
 

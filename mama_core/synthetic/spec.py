@@ -142,6 +142,10 @@ class StudySpec:
         return f"{self.study_date[:4]}-{self.study_date[4:6]}-{self.study_date[6:]}"
 
 
+# Mass diameters: screening-detected masses are mostly 10-30 mm; smaller ones would sit
+# inside one 14-px patch of the 224-px demo model and could not be localised at all.
+MASS_SIZE_MM = (12.0, 30.0)
+
 def _uid(seed: int, index: int, *parts: str) -> str:
     # generate_uid hashes the entropy sources (SHA-512) under pydicom's root: deterministic
     # per (seed, index, part), and distinct across seeds.
@@ -187,7 +191,7 @@ def sample_mass(rng: np.random.Generator, side: str) -> Finding:
         dens = str(rng.choice(["+", "="], p=[0.75, 0.25]))
     depth, off_cc, off_mlo = _position(rng)
     return Finding(
-        kind="mass", side=side, shape=shape, size_mm=float(rng.uniform(8.0, 25.0)), depth=depth,
+        kind="mass", side=side, shape=shape, size_mm=float(rng.uniform(*MASS_SIZE_MM)), depth=depth,
         offset_cc=off_cc, offset_mlo=off_mlo, birads=_mass_birads(shape, dens, rng),
         seed=int(rng.integers(2**31)), massdens=dens,
     )

@@ -9,6 +9,7 @@ is one JSON line {"op": ..., "path": ...}; the answer one JSON line (see `classi
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 from pathlib import Path
@@ -50,7 +51,22 @@ def read_header_op(path: str) -> dict:
     return {"rows": len(tags_for_display(path))}
 
 
-OPS = {"read_image": read_image_op, "find_studies": find_studies_op, "tags": read_header_op}
+def load_model_dir_op(path: str) -> dict:
+    from mama_core.model.io import load_model_dir
+
+    model, info = load_model_dir(path)
+    return {"params": sum(p.numel() for p in model.parameters())}
+
+
+def predictor_load_op(path: str) -> dict:
+    from mama_core.inference import Predictor
+
+    predictor = Predictor.load(path, device="cpu")
+    return {"method": predictor.method}
+
+
+OPS = {"read_image": read_image_op, "find_studies": find_studies_op, "tags": read_header_op,
+       "load_model_dir": load_model_dir_op, "predictor_load": predictor_load_op}
 
 
 def classify(op: str, path: str) -> dict:
@@ -71,6 +87,11 @@ def classify(op: str, path: str) -> dict:
 def main() -> None:
     cap_memory(LIMIT_BYTES)
     import mama_core.dicom  # noqa: F401  (import before the first request: timings are per file)
+
+    if "--models" in sys.argv:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import mama_core.inference  # noqa: F401
+        import mama_core.model.io  # noqa: F401
 
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

@@ -46,8 +46,11 @@ def test_bundle_spec_is_python_and_names_its_parts():
 
 def test_powershell_scripts_mirror_the_shell_ones():
     run, test = (INSTALLER / "run.ps1").read_text(), (INSTALLER / "test.ps1").read_text()
+    setup = (INSTALLER / "setup_env.ps1").read_text()
+    for needle in ("torch==2.13.0", "MAMA_TORCH_SPEC", "HF_HUB_OFFLINE", ".venv", "$TorchSpec -e $Target"):
+        assert needle in setup, needle
     for text in (run, test):
-        assert "torch==2.13.0" in text and "MAMA_TORCH_SPEC" in text and "HF_HUB_OFFLINE" in text
+        assert "setup_env.ps1" in text
     assert "-eq 5" in test  # pytest exit 5 (nothing collected) is a failure
     assert "mama-desktop" in run
 

@@ -77,7 +77,7 @@ def test_finding_mix_and_birads_rules():
                 assert f.birads == 5
             else:
                 assert f.birads in (4, 5)
-            assert 8.0 <= f.size_mm <= 25.0 or f.kind == "calcification"
+            assert 12.0 <= f.size_mm <= 30.0 or f.kind == "calcification"
         assert s.birads == max([1] + [f.birads for f in s.findings])
 
 
