@@ -94,11 +94,15 @@ def _make_read_only(root: Path) -> None:
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full / read-only: the old file is untouched
+        tmp.unlink(missing_ok=True)
+        raise RegistryError(f"could not write: {exc.strerror or exc}", path) from exc
     _fsync_dir(path.parent)
 
 
@@ -145,6 +149,8 @@ class Registry:
             data = json.loads((path / "version.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RegistryError(f"unreadable version.json: {exc}", path) from exc
+        if not isinstance(data, dict):
+            raise RegistryError("unreadable version.json: not a JSON object", path)
         return Version(
             id=path.name, name=data.get("name", path.name), kind=data.get("kind", "trained"),
             created=data.get("created", ""), path=path, parent=data.get("parent"),
@@ -157,9 +163,12 @@ class Registry:
         if not pointer.is_file():
             return {"id": None, "history": []}
         try:
-            return json.loads(pointer.read_text(encoding="utf-8"))
-        except ValueError as exc:
+            data = json.loads(pointer.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise RegistryError(f"the active-model pointer is unreadable: {exc}", pointer) from exc
+        if not isinstance(data, dict):
+            raise RegistryError("the active-model pointer is unreadable: not a JSON object", pointer)
+        return data
 
     # -- writing -----------------------------------------------------------------
     def add(self, source_dir: str | Path | None, name: str, kind: str, *, parent: str | None = None,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from mama_core.errors import ModelError
@@ -84,5 +85,5 @@ def load_head(model_dir: str | Path, task: str) -> ProbeHead | None:
                          mean=t.get("mean"), std=t.get("std"), feature=meta.get("feature", "image_global"))
     except ModelError as exc:
         raise ModelError(exc.reason, path=weights) from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
         raise ModelError(f"unreadable probe head: {exc}", path=weights) from None

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from mama_core.errors import DataError, ModelError, StoppedError
@@ -92,17 +93,22 @@ def read_manifest(name: str) -> dict:
         raise DataError(f"no search index named {name!r} (known: {known}); build one with `mama index FOLDER`", path=path)
     try:
         data = json.loads(path.read_text())
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(f"corrupt index manifest: {exc}", path=path) from None
-    if data.get("format") != INDEX_FORMAT:
+    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
+        data = data if isinstance(data, dict) else {}
         raise DataError(f"unsupported index format {data.get('format')!r}", path=path)
     return data
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
     tmp = root / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, root / "manifest.json")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, root / "manifest.json")
+    except OSError as exc:  # disk full / read-only: the previous manifest is untouched
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot write the index manifest: {exc.strerror or exc}", path=root / "manifest.json") from None
 
 
 def _entry_name(path: str) -> str:
@@ -137,11 +143,15 @@ def _folder_files(folder: Path) -> list[tuple[str, str, str, str]]:
 def _encode_entry(predictor: Any, path: str, target: Path) -> None:
     feats = predictor.image_features(path)
     content = content_patch_mask(feats).reshape(-1).astype(np.uint8)
-    save_file({
-        "global": feats.image_global.numpy().astype(np.float32),
-        "patches": feats.image_patches.numpy().astype(np.float16),
-        "content": content,
-    }, str(target))
+    try:
+        save_file({
+            "global": feats.image_global.numpy().astype(np.float32),
+            "patches": feats.image_patches.numpy().astype(np.float16),
+            "content": content,
+        }, str(target))
+    except (OSError, SafetensorError) as exc:  # disk full / read-only
+        target.unlink(missing_ok=True)
+        raise DataError(f"cannot write index features: {exc}", path=target) from None
 
 
 def _fresh_manifest(name: str, folder: Path, predictor: Any) -> dict:
@@ -229,7 +239,7 @@ def _load_features(root: Path, manifest: dict) -> list[tuple[str, str, dict]]:
         f = root / "features" / f"{rec['entry']}.safetensors"
         try:
             out.append((rec["study_uid"], rec["view"], load_file(str(f))))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SafetensorError) as exc:
             raise DataError(f"unreadable index entry for {path}: {exc}; rebuild the index", path=f) from None
     return out
 

@@ -97,17 +97,20 @@ def save_model_dir(model: MamaModel, directory: str | Path, extra: dict | None =
     directory = Path(directory)
     bundle = bool(getattr(model, "text_base_bundled", False) if copy_text_base is None else copy_text_base)
     record = _config_record(model, _text_path_for_save(model, bundle), extra)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         _write_text_dir(model, tmp / TEXT_DIR, bundle)
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.saved_state().items()}
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=2, default=str))
         _swap_into_place(tmp, directory)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (OSError, SafetensorError)):  # disk full, read-only folder
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ModelError(f"cannot write the model directory: {reason}", path=directory) from exc
         raise
     return directory
 
@@ -126,7 +129,11 @@ def read_model_info(directory: str | Path) -> dict:
         raise ModelError(f"unreadable config ({exc})", path=path) from exc
     if not isinstance(info, dict) or info.get("format") != FORMAT or "model" not in info:
         raise ModelError(f"not a {FORMAT} config", path=path)
-    if info.get("format_version", 0) > FORMAT_VERSION:
+    version = info.get("format_version", 0)
+    if not isinstance(version, int) or not isinstance(info["model"], dict):
+        raise ModelError(f"not a {FORMAT} config (format_version {version!r}, model section "
+                         f"{type(info['model']).__name__})", path=path)
+    if version > FORMAT_VERSION:
         raise ModelError(f"format version {info['format_version']} is newer than this program", path=path)
     return info
 
@@ -175,11 +182,14 @@ def load_model_dir(directory: str | Path, device: str = "cpu") -> tuple[MamaMode
     try:
         model = MamaModel(cfg, vision_hf_config=info.get("vision_hf_config"),
                           tokenizer_dir=directory / TEXT_DIR)
-    except MamaError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"cannot rebuild the model ({exc})", path=directory) from exc
-    model.text_base_bundled = info["model"]["text"]["path"] == BUNDLED_BASE
+    except MamaError as exc:
+        if exc.path is not None and (exc.path == directory or directory in exc.path.parents):
+            raise
+        # e.g. the text model the config points to is gone: name this model's config too
+        raise ModelError(str(exc), path=directory / CONFIG_FILE) from exc
+    except Exception as exc:  # transformers/torch reject a bad config in many ways (incl. allocation)
+        raise ModelError(f"cannot rebuild the model ({type(exc).__name__}: {exc})", path=directory) from exc
+    model.text_base_bundled = cfg.text.path == str(directory / BUNDLED_BASE)
     weights = directory / WEIGHTS_FILE
     tensors = _read_tensors(weights)
     _check_tensors(model, tensors, weights)

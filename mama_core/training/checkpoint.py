@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mama_core.errors import ModelError
+from mama_core.errors import MamaError, ModelError
 
 PREFIX = "ckpt-"
 FORMAT_VERSION = 1
@@ -124,22 +125,41 @@ def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer:
                     keep_last: int = 3, extra: dict[str, Any] | None = None) -> Path:
     """Write checkpoint `step` atomically and prune all but the last `keep_last`."""
     root = checkpoints_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
     tmp = root / f"{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
     state = {"format": FORMAT_VERSION, "step": step, "config": config, "rng": rng_states, **(extra or {})}
-    (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    _fsync_tree(tmp)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file(trainable_state(model), str(tmp / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        _fsync_tree(tmp)
+    except (OSError, SafetensorError, RuntimeError) as exc:  # disk full, read-only, quota
+        # safetensors reports a full disk as SafetensorError, torch.save as RuntimeError.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MamaError(f"cannot write the checkpoint: {write_failure(exc, root)}; "
+                        "earlier checkpoints are unchanged", path=final) from exc
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(root)
     prune_checkpoints(run_dir, keep_last)
     return final
+
+
+def write_failure(exc: BaseException, folder: Path) -> str:
+    """Why a write failed, in words, with the free space left (a full disk is the usual cause)."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return reason
+    return f"{reason} ({free / 2**20:.1f} MiB free on that disk)"
 
 
 def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
@@ -154,8 +174,10 @@ def read_state(ckpt: str | Path) -> dict[str, Any]:
     path = Path(ckpt) / "state.json"
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON and bytes that are not UTF-8
         raise ModelError(f"unreadable checkpoint state: {exc}", path=path) from None
+    if not isinstance(state, dict):
+        raise ModelError("unreadable checkpoint state: not a JSON object", path=path)
     if state.get("format") != FORMAT_VERSION:
         raise ModelError(f"unsupported checkpoint format {state.get('format')!r}", path=path)
     return state

@@ -17,7 +17,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tests.hardening import fuzzlib
+from tests.hardening import fuzzlib, modelfuzz, tablefuzz
 
 OUTCOMES = ("ok", "mama_error", "other_error", "memory_error", "hang", "crash")
 
@@ -59,14 +59,54 @@ def run_find_studies(tmp: Path, cases: int, pool: fuzzlib.ReaderPool) -> tuple[C
     return counts, failures
 
 
+def run_tables(tmp: Path, cases: int) -> tuple[dict, list]:
+    """Every (reader target, mutation kind) `cases` times, in this process."""
+    synthetic = fuzzlib.synthetic_dir(tmp)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    failures = []
+    for kind in tablefuzz.KINDS:
+        for target in tablefuzz.TARGETS:
+            for seed in range(cases):
+                victim, call = tablefuzz.prepare(target, tmp / "tables" / f"{target}-{kind}-{seed}", synthetic)
+                victim.write_bytes(tablefuzz.mutate_table(victim.read_bytes(), kind, seed))
+                result, detail = tablefuzz.outcome(call, victim)
+                counts[kind][result] += 1
+                if result not in ("ok", "mama_error"):
+                    counts[kind]["unacceptable"] += 1
+                    failures.append((target, kind, seed, detail))
+    return counts, failures
+
+
+def run_models(tmp: Path) -> tuple[dict, list]:
+    """Every damaged-model-directory case through load_model_dir and Predictor.load."""
+    template = modelfuzz.build_tiny_model_dir(tmp / "tiny")
+    pool = fuzzlib.ReaderPool(timeout=30, models=True)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    failures = []
+    try:
+        for i, case in enumerate(modelfuzz.CASES):
+            directory = modelfuzz.make_case(template, case, tmp / "models" / f"case-{i}")
+            for op in ("load_model_dir", "predictor_load"):
+                answer = pool.run(op, directory)
+                counts[op][answer["outcome"]] += 1
+                if not fuzzlib.acceptable(answer):
+                    counts[op]["unacceptable"] += 1
+                    failures.append((case, op, 0, answer))
+    finally:
+        pool.close()
+    return counts, failures
+
+
 def table(counts: dict[str, Counter], markdown: bool) -> str:
-    head = ["kind", "cases", *OUTCOMES, "unacceptable"]
-    rows = [[kind, str(sum(c[o] for o in OUTCOMES)), *(str(c[o]) for o in OUTCOMES), str(c["unacceptable"])]
+    unnamed = any(c["mama_error_unnamed"] for c in counts.values())
+    outcomes = [*OUTCOMES, *(["mama_error_unnamed"] if unnamed else [])]
+    head = ["kind", "cases", *outcomes, "unacceptable"]
+    rows = [[kind, str(sum(c[o] for o in outcomes)), *(str(c[o]) for o in outcomes), str(c["unacceptable"])]
             for kind, c in counts.items()]
     total = Counter()
     for c in counts.values():
         total.update(c)
-    rows.append(["total", str(sum(total[o] for o in OUTCOMES)), *(str(total[o]) for o in OUTCOMES),
+    rows.append(["total", str(sum(total[o] for o in outcomes)), *(str(total[o]) for o in outcomes),
                  str(total["unacceptable"])])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -80,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20, help="mutated files per (seed file, kind)")
     parser.add_argument("--folders", type=int, default=5, help="mutated study folders for find_studies")
+    parser.add_argument("--tables", type=int, default=20, help="mutated tables per (reader, kind); 0 skips")
+    parser.add_argument("--no-models", action="store_true", help="skip the damaged model directories")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -88,16 +130,27 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             counts, failures = run_reads(Path(tmp), args.cases, pool)
             folder_counts, folder_failures = run_find_studies(Path(tmp), args.folders, pool)
+            pool.close()
+            table_counts, table_failures = run_tables(Path(tmp), args.tables) if args.tables else ({}, [])
+            model_counts, model_failures = run_models(Path(tmp)) if not args.no_models else ({}, [])
     finally:
         pool.close()
     print(f"read_image: {args.cases} case(s) per seed file ({len(fuzzlib.REAL_FILES) + 1} files) and kind")
     print(table(counts, args.markdown))
     print(f"\nfind_studies over {args.folders} folder(s) of {len(fuzzlib.MUTATIONS) * 4} mutated files: "
           + ", ".join(f"{k} {v}" for k, v in folder_counts.items()))
-    for name, kind, seed, answer in failures + folder_failures:
+    if table_counts:
+        print(f"\ntables: {args.tables} case(s) per reader ({len(tablefuzz.TARGETS)}: "
+              f"{', '.join(tablefuzz.TARGETS)}) and kind")
+        print(table(table_counts, args.markdown))
+    if model_counts:
+        print(f"\nmodel directories: {len(modelfuzz.CASES)} damaged directories, each through both loaders")
+        print(table(model_counts, args.markdown))
+    everything = failures + folder_failures + table_failures + model_failures
+    for name, kind, seed, answer in everything:
         print(f"FAIL {name} {kind} seed={seed}: {answer}")
     print(f"\n{time.perf_counter() - started:.0f} s")
-    return 1 if failures or folder_failures else 0
+    return 1 if everything else 0
 
 
 if __name__ == "__main__":
