@@ -222,7 +222,8 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         """Generate the demo studies on first use (in a worker), open them, load the demo model."""
         target = engine.demo_studies_dir()
-        if self.settings.model != "demo":
+        if self.settings.model != "demo" or self.state.predictor is None:
+            # "demo" is also the default setting: a fresh profile has it but nothing loaded yet.
             self.settings.model = "demo"
             self.load_model("demo")
         if (target / "ground_truth.json").exists():  # written last: a complete earlier run
