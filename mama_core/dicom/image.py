@@ -24,6 +24,15 @@ def read_image(path: str | Path) -> MammoImage:
     the chest wall sits at column 0 (mammograms; other modalities keep their stored layout)."""
     p = Path(path)
     ds = read_dataset(p)
+    try:
+        return _image_from(ds, p)
+    except (DicomError, MemoryError):
+        raise
+    except Exception as exc:  # pydicom converts elements lazily: a corrupt one fails on first use
+        raise DicomError(f"corrupt data element ({type(exc).__name__}: {exc})", p) from exc
+
+
+def _image_from(ds: Dataset, p: Path) -> MammoImage:
     _require_pixels(ds, p)
     stored = decode_first_frame(ds, p)
     try:

@@ -48,6 +48,15 @@ class _Entry:
 
 
 def _summarise(path: Path) -> _Entry:
+    try:
+        return _summarise_header(path)
+    except (DicomError, MemoryError):
+        raise
+    except Exception as exc:  # pydicom converts elements lazily: a corrupt one fails on first use
+        raise DicomError(f"corrupt data element ({type(exc).__name__}: {exc})", path) from exc
+
+
+def _summarise_header(path: Path) -> _Entry:
     ds = read_dataset(path, stop_before_pixels=True, specific_tags=fields.STUDY_TAGS)
     if not ds.get("StudyInstanceUID") or not ds.get("Modality"):
         # Rare path: re-read the whole header so one cut short is reported as truncated
