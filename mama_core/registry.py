@@ -7,7 +7,7 @@ Layout under `user_data_dir()/models/`:
                            and `model_dir` when the weights live elsewhere (the shipped demo)
         config.json, model.safetensors, text/, heads/ ...   (a model directory)
     active.json            {"id": ..., "history": [...]} replaced atomically
-    .staging-*/            half-written versions; never listed, swept on open
+    .staging-<pid>-*/      half-written versions; never listed, swept on open once <pid> is gone
 
 A version becomes visible only by one `os.replace` of a fully written, fsynced staging
 directory, and the active pointer only by one `os.replace` of a fully written file, so a
@@ -182,7 +182,7 @@ class Registry:
         if source is not None and not (source / "config.json").is_file():
             raise RegistryError("not a model directory (no config.json)", source)
         version_id = self._next_id(name)
-        staging = self.root / f".staging-{uuid.uuid4().hex}"
+        staging = self.root / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
         try:
             if source is not None and not external:
                 shutil.copytree(source, staging)
@@ -238,7 +238,7 @@ class Registry:
         if version_id == self.active_id():
             raise RegistryError(f"'{version_id}' is the active model; activate another version first", version.path)
         # Move out of sight first (atomic), then remove: a crash mid-delete leaves only staging debris.
-        trash = self.root / f".staging-delete-{uuid.uuid4().hex}"
+        trash = self.root / f".staging-{os.getpid()}-delete-{uuid.uuid4().hex}"
         os.replace(version.path, trash)
         self._remove_tree(trash)
 
@@ -262,8 +262,11 @@ class Registry:
         return f"v{max(numbers, default=0) + 1:04d}-{_slug(name)}"
 
     def _sweep_staging(self) -> None:
+        """Remove what killed writers left behind; a live process's staging dir is its own business
+        (the desktop opens the registry while a fine-tune child may be saving)."""
         for entry in self.root.glob(".staging-*"):
-            self._remove_tree(entry)
+            if not _writer_alive(entry.name):
+                self._remove_tree(entry)
 
     @staticmethod
     def _remove_tree(path: Path) -> None:
@@ -271,6 +274,19 @@ class Registry:
             os.chmod(p, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
             func(p)
         shutil.rmtree(path, onerror=make_writable)
+
+
+def _writer_alive(staging_name: str) -> bool:
+    match = re.match(r"\.staging-(\d+)-", staging_name)
+    if not match or int(match.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def active_model_dir() -> Path:

@@ -108,3 +108,21 @@ def test_kill_during_save_leaves_nothing_half_written(tmp_path):
     assert [v.id for v in reg.list()] == [keep.id]
     assert reg.active_id() == keep.id
     assert not list(root.glob(".staging-*"))
+
+
+def test_sweep_spares_a_live_writers_staging(tmp_path):
+    root = tmp_path / "models"
+    Registry(root)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = root / f".staging-{child.pid}-abc"
+        live.mkdir()
+        dead = root / ".staging-999999999-abc"
+        dead.mkdir()
+        Registry(root)
+        assert live.exists() and not dead.exists()
+    finally:
+        child.kill()
+        child.wait()
+    Registry(root)
+    assert not live.exists()

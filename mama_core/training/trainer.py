@@ -207,12 +207,19 @@ class _Run:
 
     # ---- set-up
     def _prepare_dir(self, resume: bool) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the output folder: {exc.strerror or exc}", path=self.out_dir) from exc
         if not resume and latest_checkpoint(self.out_dir) is not None:
             raise ConfigError("the output folder already holds a training run; pass --resume to "
                               "continue it or choose another folder", path=self.out_dir)
         if self.info.is_main:
-            save_config(self.config, self.out_dir / "config.yaml")
+            try:
+                save_config(self.config, self.out_dir / "config.yaml")
+            except OSError as exc:
+                raise ConfigError(f"cannot write the run's config: {exc.strerror or exc}",
+                                  path=self.out_dir / "config.yaml") from exc
 
     def _warm_cache(self, records: list) -> ImageCache:
         """Each rank decodes its share; the atomic writes make overlaps harmless."""

@@ -242,17 +242,12 @@ def _train(out: Path, studies: Path, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.xfail(reason="mama_core.training.trainer._prepare_dir lets the OSError of mkdir/config.yaml escape "
-                          "(not a MamaError): reported to the lead; trainer.py is not this suite's to edit",
-                   raises=OSError, strict=True)
 def test_train_out_into_read_only_folder(tmpfs, studies, capsys):
     folder = tmpfs("ro-train", 64, read_only=True)
     code, err = _train(folder / "run", studies, capsys)
     assert code == 2 and str(folder / "run") in err and "Read-only" in err
 
 
-@pytest.mark.xfail(reason="same as test_train_out_into_read_only_folder (trainer._prepare_dir)", raises=OSError,
-                   strict=True)
 def test_train_out_where_a_file_is(tmp_path, studies, capsys):
     (tmp_path / "afile").write_text("not a folder")
     code, err = _train(tmp_path / "afile" / "run", studies, capsys)
