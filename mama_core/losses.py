@@ -130,22 +130,28 @@ def _check_local(patches: Tensor, sentences: Tensor, mask: Tensor) -> None:
         raise ValueError("local_alignment_loss: every caption needs at least one valid sentence")
 
 
-def _localization_chunk(p: Tensor, s: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+def _localization_chunk(p: Tensor, s: Tensor, m: Tensor, pm: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """c_V and c_T for all images i against one chunk of reports j.
 
-    p [B,P,D] and s [J,S,D] are unit vectors, m [J,S] marks valid sentences.
+    p [B,P,D] and s [J,S,D] are unit vectors, m [J,S] marks valid sentences and the
+    optional pm [B,P] the patches taking part (all when None).
     C[i,j,p,s] = cos(patch p of image i, sentence s of report j).
     """
     sim = torch.einsum("ipd,jsd->ijps", p, s)                        # [B, J, P, S]
     valid = m[None, :, None, :]                                       # broadcast over i, p
+    if pm is not None:
+        valid = valid & pm[:, None, :, None]
     sim = sim.masked_fill(~valid, float("-inf"))
     # Visual localization: each valid sentence of j picks its best patch of i, then mean.
     best_patch = sim.max(dim=2).values                                # [B, J, S]
     best_patch = best_patch.masked_fill(~m[None], 0.0)
     c_v = best_patch.sum(dim=-1) / m.sum(dim=-1).to(best_patch.dtype)[None]
     # Text localization: each patch of i picks its best valid sentence of j, then mean.
-    c_t = sim.max(dim=3).values.mean(dim=2)                           # [B, J]
-    return c_v, c_t
+    best_sentence = sim.max(dim=3).values                             # [B, J, P]
+    if pm is None:
+        return c_v, best_sentence.mean(dim=2)
+    best_sentence = best_sentence.masked_fill(~pm[:, None, :], 0.0)
+    return c_v, best_sentence.sum(dim=2) / pm.sum(dim=1).to(best_sentence.dtype)[:, None]
 
 
 def _chunk_size(batch: int, patches: int, sents: int, budget: int) -> int:
@@ -159,12 +165,14 @@ def local_alignment_loss(
     sentence_mask: Tensor,
     logit_scale: Tensor | float,
     chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS,
+    patch_mask: Tensor | None = None,
 ) -> Tensor:
     """Symmetric local alignment (SLA) loss, eq. (3).
 
     c_V[i,j] = mean over valid sentences of report j of max over patches of image i;
     c_T[i,j] = mean over patches of image i of max over valid sentences of report j.
-    InfoNCE in both directions on each, L = (L_V + L_T) / 2. The B x B x P x S cosine
+    InfoNCE in both directions on each, L = (L_V + L_T) / 2. `patch_mask` [B,P] (optional)
+    restricts both to the marked patches (ModelConfig.local_tissue_only). The B x B x P x S cosine
     tensor is built in chunks of reports so that one chunk holds at most
     `chunk_elements` values; `max(dim)` (not `amax`) keeps only the argmax indices for
     backward, so a chunk is freed as soon as it is reduced.
@@ -175,7 +183,8 @@ def local_alignment_loss(
     m = sentence_mask.bool()
     batch, n_patch, _ = p.shape
     step = _chunk_size(batch, n_patch, s.shape[1], chunk_elements)
-    parts = [_localization_chunk(p, s[j:j + step], m[j:j + step]) for j in range(0, batch, step)]
+    pm = None if patch_mask is None else patch_mask.bool().to(p.device)
+    parts = [_localization_chunk(p, s[j:j + step], m[j:j + step], pm) for j in range(0, batch, step)]
     c_v = torch.cat([c for c, _ in parts], dim=1)
     c_t = torch.cat([c for _, c in parts], dim=1)
     return (_symmetric_infonce(logit_scale * c_v) + _symmetric_infonce(logit_scale * c_t)) / 2
@@ -226,8 +235,10 @@ def gather_outputs(outputs: dict) -> dict:
     for key in GATHERED_KEYS:
         if key in out:
             out[key] = gather_with_grad(out[key])
-    # The mask carries no gradient; gather it as integers (bool collectives vary by backend).
+    # The masks carry no gradient; gather them as integers (bool collectives vary by backend).
     out["sentence_mask"] = gather_with_grad(mask.to(torch.uint8)).bool()
+    if "patch_mask" in outputs:
+        out["patch_mask"] = gather_with_grad(outputs["patch_mask"].to(torch.uint8)).bool()
     return out
 
 
@@ -261,7 +272,7 @@ def mama_objective(outputs: dict, step: int, cfg: LossConfig, gather: bool = Tru
             out["image2_global"], out["text_global"], out["logit_scale"]),
         "local_loss": zero if w == 0 else w * local_alignment_loss(
             out["image_patches"], out["sentences"], out["sentence_mask"], out["local_scale"],
-            chunk_elements=cfg.local_chunk_elements),
+            chunk_elements=cfg.local_chunk_elements, patch_mask=out.get("patch_mask")),
     }
     terms["loss"] = sum(terms.values())
     terms["local_weight"] = torch.tensor(w)

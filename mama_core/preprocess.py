@@ -55,6 +55,20 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return (images - MEAN) / STD
 
 
+def tissue_patch_mask(images: torch.Tensor, patch_size: int, min_level: float = 0.1) -> torch.Tensor:
+    """[B, C, H, W] normalised model input -> [B, P] bool: patches holding any breast tissue.
+
+    A patch is air (or letterbox padding) when no pixel in it rises `min_level` (in [0, 1]
+    units) above the image's darkest level; measuring from the darkest level rather than 0
+    keeps the test valid after intensity augmentation. An image with no tissue patch at
+    all keeps every patch, so the local loss always has something to align."""
+    x = images.float().mean(dim=1) * STD + MEAN
+    floor = x.flatten(1).amin(dim=1)[:, None, None]
+    peak = F.max_pool2d((x - floor)[:, None], patch_size)[:, 0]
+    mask = peak.flatten(1) > min_level
+    return mask | ~mask.any(dim=1, keepdim=True)
+
+
 def patch_map_to_native(grid_values: torch.Tensor, box: Letterbox) -> torch.Tensor:
     """Upsample per-patch values [S, gh, gw] (covering the whole square input) to the native
     pixel grid [S, H, W], dropping the padded region. Values are interpolated, never rescaled,

@@ -323,3 +323,46 @@ def test_gathered_objective_matches_single_process() -> None:
         # all_gather's backward sums the (identical) per-rank gradients of the slice, and
         # DDP then divides by the world size: world_size x the one-process gradient here.
         assert torch.allclose(grad / 2, full["image_global"].grad[2 * rank:2 * rank + 2], atol=1e-6)
+
+
+def test_local_alignment_patch_mask_equals_loop_over_kept_patches():
+    """With a patch mask (ModelConfig.local_tissue_only) eq. (3) runs over the kept patches only."""
+    import math
+
+    torch.manual_seed(3)
+    B, P, S, D = 3, 6, 3, 5
+    patches, sents = torch.randn(B, P, D), torch.randn(B, S, D)
+    smask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    pmask = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1], [1] * 6], dtype=torch.bool)
+    scale = 7.0
+    pn = torch.nn.functional.normalize(patches, dim=-1)
+    sn = torch.nn.functional.normalize(sents, dim=-1)
+
+    def cos(i, p, j, s):
+        return float((pn[i, p] * sn[j, s]).sum())
+
+    kept = [[p for p in range(P) if pmask[i, p]] for i in range(B)]
+    valid = [[s for s in range(S) if smask[j, s]] for j in range(B)]
+    c_v = [[sum(max(cos(i, p, j, s) for p in kept[i]) for s in valid[j]) / len(valid[j]) for j in range(B)] for i in range(B)]
+    c_t = [[sum(max(cos(i, p, j, s) for s in valid[j]) for p in kept[i]) / len(kept[i]) for j in range(B)] for i in range(B)]
+
+    def infonce(c):
+        rows = [-(scale * c[i][i]) + math.log(sum(math.exp(scale * c[i][k]) for k in range(B))) for i in range(B)]
+        cols = [-(scale * c[j][j]) + math.log(sum(math.exp(scale * c[k][j]) for k in range(B))) for j in range(B)]
+        return (sum(rows) / B + sum(cols) / B) / 2
+
+    expected = (infonce(c_v) + infonce(c_t)) / 2
+    got = local_alignment_loss(patches, sents, smask, scale, patch_mask=pmask)
+    assert abs(float(got) - expected) < 1e-4
+    # and it differs from the unmasked loss, so the mask is really used
+    assert abs(float(local_alignment_loss(patches, sents, smask, scale)) - expected) > 1e-3
+
+
+def test_tissue_patch_mask_marks_air_and_padding():
+    from mama_core.preprocess import normalise, tissue_patch_mask
+
+    img = torch.zeros(1, 1, 28, 28)
+    img[0, 0, 2:5, 16:18] = 0.6  # tissue in the top-right patch only
+    mask = tissue_patch_mask(normalise(img), 14)
+    assert mask.tolist() == [[False, True, False, False]]
+    assert tissue_patch_mask(normalise(torch.zeros(1, 1, 28, 28)), 14).all()  # blank: keep all

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mama_core.errors import DataError
 from mama_core.commands._output import print_json, print_table
 
 NAME = "query"
@@ -27,7 +28,11 @@ def save_npz(path: Path, maps) -> None:
     arrays["threshold"] = np.float64(maps.threshold)
     arrays["value_range"] = np.asarray(maps.value_range, dtype=np.float64)
     arrays["sentences"] = np.asarray(maps.sentences)
-    np.savez_compressed(path, **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **arrays)
+    except OSError as exc:
+        raise DataError(f"cannot write the maps: {exc.strerror or exc}", path) from exc
 
 
 def save_pngs(folder: Path, study, maps) -> list[Path]:

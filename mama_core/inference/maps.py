@@ -45,6 +45,10 @@ BACKGROUND_LEVEL = 0.02  # mean intensity of a patch below which it counts as ba
 def patch_grid_values(feats: ImageFeatures, sentence_local: torch.Tensor) -> torch.Tensor:
     """Cosine of each (normalised) sentence with each (normalised) patch: [S, gh, gw]."""
     sims = sentence_local @ feats.image_patches.T  # [S, P]
+    if feats.patch_mask is not None:
+        # A model trained with local_tissue_only never aligned air patches: their cosine means
+        # nothing, so they read as the lowest possible similarity, never as a match.
+        sims = sims.masked_fill(~feats.patch_mask.to(sims.device)[None], -1.0)
     return sims.reshape(sentence_local.shape[0], *feats.grid)
 
 

@@ -151,9 +151,11 @@ class Predictor:
         self.image_forwards += 1
         grid = tuple(self.model.patch_grid(self.image_size))
         raw_global, patches = out["image_global"].float().cpu(), out["image_patches"].float().cpu()
+        masks = out["patch_mask"].cpu() if "patch_mask" in out else [None] * len(paths)
         return [ImageFeatures(path=Path(p), image_global=_l2(raw_global[i]), image_patches=_l2(patches[i]),
                               grid=grid, letterbox=squares[i][1], laterality=img.laterality, view=img.view,
-                              patient_age=img.patient_age, study_uid=img.study_uid, raw_global=raw_global[i])
+                              patient_age=img.patient_age, study_uid=img.study_uid, raw_global=raw_global[i],
+                              patch_mask=masks[i])
                 for i, (p, img) in enumerate(zip(paths, images))]
 
     def _encode_image_file(self, path: Path) -> ImageFeatures:

@@ -32,6 +32,7 @@ class ImageFeatures:
     patient_age: int | None
     study_uid: str | None
     raw_global: torch.Tensor | None = None  # un-normalised global embedding (probe heads)
+    patch_mask: torch.Tensor | None = None  # [P] bool: tissue patches (ModelConfig.local_tissue_only)
 
 
 @dataclass

@@ -133,6 +133,11 @@ class ModelConfig:
     embed_dim: int = 512
     logit_scale_init: float = 1 / 0.07
     logit_scale_max: float = 100.0
+    # Restrict the local alignment (eq. 3) and the similarity maps to patches that hold
+    # breast tissue. Off by default (the paper aligns every patch); the demo recipe turns it
+    # on, since on a short run the constant air patches otherwise become the argmax of
+    # every sentence and no finding is ever localised.
+    local_tissue_only: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from mama_core.model.config import ModelConfig
 from mama_core.model.text import TextEncoder
 from mama_core.model.vision import build_vision, num_prefix_tokens
+from mama_core.preprocess import tissue_patch_mask
 
 
 def local_head(width: int, out_dim: int) -> nn.Sequential:
@@ -76,8 +77,11 @@ class MamaModel(nn.Module):
         param = self.image_global_head.weight
         tokens = self.vision(pixel_values=pixel_values.to(param.device)).last_hidden_state
         patches = tokens[:, self.num_prefix_tokens:]
-        return {"image_global": self.image_global_head(tokens.mean(dim=1)),
-                "image_patches": self.image_local_head(patches)}
+        out = {"image_global": self.image_global_head(tokens.mean(dim=1)),
+               "image_patches": self.image_local_head(patches)}
+        if self.config.local_tissue_only:
+            out["patch_mask"] = tissue_patch_mask(pixel_values, self.config.vision.patch_size).to(patches.device)
+        return out
 
     def tokenize(self, captions: list[str]) -> dict[str, Tensor]:
         """Token ids with a separator after every sentence (DESIGN "Sentences for SLA")."""
@@ -102,6 +106,8 @@ class MamaModel(nn.Module):
         img = self.encode_image(both)
         out = {"image_global": img["image_global"][:batch],
                "image_patches": img["image_patches"][:batch]}
+        if "patch_mask" in img:
+            out["patch_mask"] = img["patch_mask"][:batch]
         if images2 is not None:
             out["image2_global"] = img["image_global"][batch:]
         out.update(self.encode_text(tokens))
