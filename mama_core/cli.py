@@ -18,7 +18,7 @@ from mama_core.errors import MamaError
 COMMAND_MODULES = [
     "demo_data", "studies", "caption",
     "train", "export",
-    "predict", "query", "index", "search", "eval", "import_checkpoint",
+    "predict", "query", "index", "search", "eval", "import_checkpoint", "calibrate",
     "finetune", "models",
 ]
 

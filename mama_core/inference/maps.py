@@ -97,30 +97,43 @@ def read_calibration(model_dir: Path, extra: dict) -> tuple[float, tuple[float, 
     return t, (float(rng[0]), float(rng[1]))
 
 
-def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: Iterable[str] = NEUTRAL_SENTENCES,
+FINDING_SENTENCES = NEUTRAL_SENTENCES[:5] + ("A mass is present in the breast.", "Calcifications are present in the breast.")
+
+
+def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: Iterable[str] | None = None,
                         percentile: float = 99.0, write: bool = True) -> dict:
-    """Calibrate the "no match" threshold: the `percentile`-th percentile of cosines between
-    background patches (padding and air) and `sentences`.  The colour-bar range runs from
-    0.1 below the threshold to the 99.9th percentile over breast patches.  Sets the
-    predictor's values and, with `write`, stores them in <model dir>/calibration.json."""
+    """Calibrate the "no match" threshold and the colour-bar range; sets the predictor's values
+    and, with `write`, stores them in <model dir>/calibration.json.
+
+    Models that align every patch: the `percentile`-th percentile of cosines between
+    background patches (padding and air) and neutral sentences — what a sentence reaches
+    where there is nothing at all. Models trained with `local_tissue_only` never align air,
+    so there the reference is breast tissue without findings: pass finding-free (negative)
+    studies, and the threshold is the percentile of finding-sentence cosines over their
+    tissue patches. Either way the range runs from 0.1 below the threshold to the 99.9th
+    percentile over tissue patches."""
     from mama_core.dicom import read_image
 
-    local = predictor.sentence_embeddings(list(sentences))
-    bg, fg = [], []
+    tissue_only = bool(getattr(predictor.model.config, "local_tissue_only", False))
+    sentences = list(sentences or (FINDING_SENTENCES if tissue_only else NEUTRAL_SENTENCES))
+    local = predictor.sentence_embeddings(sentences)
+    reference, tissue = [], []
     for study in studies:
         for path in predictor.resolve_study(study).images.values():
             feats = predictor.image_features(path)
             sims = patch_grid_values(feats, local).numpy()  # [S, gh, gw]
-            mask = background_patch_mask(feats, read_image(path).pixels)
-            bg.append(sims[:, mask].ravel())
-            fg.append(sims[:, ~mask].ravel())
-    if not bg or not np.concatenate(bg).size:
+            background = background_patch_mask(feats, read_image(path).pixels)
+            reference.append(sims[:, ~background if tissue_only else background].ravel())
+            tissue.append(sims[:, ~background].ravel())
+    values = np.concatenate(reference) if reference else np.array([])
+    if not values.size:
         raise ModelError("calibration needs images with background (air or padding) patches", path=predictor.model_dir)
-    threshold = float(np.percentile(np.concatenate(bg), percentile))
-    fg_all = np.concatenate(fg) if fg else np.array([threshold])
-    top = max(float(np.percentile(fg_all, 99.9)) if fg_all.size else threshold, threshold + 0.05)
+    threshold = float(np.percentile(values, percentile))
+    tissue_all = np.concatenate(tissue)
+    top = max(float(np.percentile(tissue_all, 99.9)) if tissue_all.size else threshold, threshold + 0.05)
     result = {"no_match_threshold": threshold, "map_range": [threshold - 0.1, top], "percentile": percentile,
-              "sentences": list(sentences), "n_background_values": int(sum(b.size for b in bg))}
+              "reference": "finding-free tissue" if tissue_only else "background",
+              "sentences": sentences, "n_reference_values": int(values.size)}
     predictor.set_calibration(threshold, (threshold - 0.1, top))
     if write:
         _write_calibration(predictor.model_dir, result)

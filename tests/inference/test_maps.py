@@ -53,7 +53,7 @@ def test_maps_are_native_shaped_absolute_cosines(predictor, studies):
 def test_calibration_is_written_and_read_back(model_copy, studies):
     p = Predictor.load(model_copy, device="cpu")
     result = calibrate_threshold(p, studies[:1], sentences=["There is a mass.", "This is a mammogram."])
-    assert np.isfinite(result["no_match_threshold"]) and result["n_background_values"] > 0
+    assert np.isfinite(result["no_match_threshold"]) and result["n_reference_values"] > 0
     stored = json.loads((model_copy / "calibration.json").read_text())
     again = Predictor.load(model_copy, device="cpu")
     assert again.no_match_threshold == stored["no_match_threshold"] == p.no_match_threshold
