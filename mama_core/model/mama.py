@@ -7,6 +7,7 @@ for patch tokens (CLS and registers removed) and for sentence (separator) states
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -37,9 +38,8 @@ class MamaModel(nn.Module):
         super().__init__()
         self.vision, vision_cfg = build_vision(config.vision, vision_hf_config)
         self.text = TextEncoder(config.text, tokenizer_dir)
-        self.config = ModelConfig(vision=vision_cfg, text=config.text, embed_dim=config.embed_dim,
-                                  logit_scale_init=config.logit_scale_init,
-                                  logit_scale_max=config.logit_scale_max)
+        # The vision config as actually built (a local HF dir or hub file may override sizes).
+        self.config = dataclasses.replace(config, vision=vision_cfg)
         width, d = vision_cfg.hidden_size, config.embed_dim
         self.image_global_head = nn.Linear(width, d)
         self.image_local_head = local_head(width, d)
