@@ -23,6 +23,7 @@ from mama_core.model.config import ModelConfig
 from mama_core.model.mama import MamaModel
 from mama_core.model.params import optimizer_param_groups  # noqa: F401  (re-export)
 from mama_core.model.text import MINILM
+from mama_core.model.vision import require_matching_state
 
 FORMAT = "mama-model"
 FORMAT_VERSION = 1
@@ -159,16 +160,7 @@ def _read_tensors(path: Path) -> dict[str, Tensor]:
 
 def _check_tensors(model: MamaModel, tensors: dict[str, Tensor], path: Path) -> None:
     """Strict: exactly the tensors a saved model holds, with the model's shapes."""
-    expected = model.saved_state()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ModelError(f"weights do not match the model: missing {missing}, "
-                         f"unexpected {unexpected}", path=path)
-    bad = [f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
-           for k, v in tensors.items() if v.shape != expected[k].shape]
-    if bad:
-        raise ModelError(f"shape mismatch: {bad}", path=path)
+    require_matching_state(model.saved_state(), tensors, path, "weights do not match the model")
 
 
 def load_model_dir(directory: str | Path, device: str = "cpu") -> tuple[MamaModel, dict]:

@@ -180,16 +180,22 @@ def load_hub_state(model: nn.Module, path: Path) -> None:
     if pos_key in converted:
         grid = model.config.image_size // model.config.patch_size
         converted[pos_key] = resize_pos_embed(converted[pos_key], grid)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    if unknown or missing:
-        raise ModelError(f"state dict does not fit the configured DINOv2: missing {missing}, "
-                         f"unexpected {sorted(unknown)}", path=path)
+    require_matching_state(model.state_dict(), converted, path, "state dict does not fit the configured DINOv2",
+                           unexpected=unknown)
+    model.load_state_dict(converted, strict=True)
+
+
+def require_matching_state(expected: dict, tensors: dict, path: Path, what: str, unexpected=None) -> None:
+    """Strict loading: every expected key present, nothing unexpected, every shape equal —
+    else a ModelError naming the keys (never a partial load)."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected) if unexpected is None else unexpected)
+    if missing or unexpected:
+        raise ModelError(f"{what}: missing {missing}, unexpected {unexpected}", path=path)
     bad = [f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
-           for k, v in converted.items() if v.shape != expected[k].shape]
+           for k, v in tensors.items() if v.shape != expected[k].shape]
     if bad:
         raise ModelError(f"shape mismatch: {bad}", path=path)
-    model.load_state_dict(converted, strict=True)
 
 
 # --------------------------------------------------------------------------- build
