@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from mama_core import paths  # noqa: E402
-from mama_core.logging_setup import RedactingFilter  # noqa: E402
+from mama_desktop import engine  # noqa: E402
 
 log = logging.getLogger("mama_desktop")
 SCREENSHOT_TIMEOUT_S = 180
@@ -43,7 +43,7 @@ def setup_logging() -> Path:
     log_file = paths.user_log_dir() / "mama-desktop.log"
     handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
-    handler.addFilter(RedactingFilter())  # no patient names/IDs in the log file (docs/reliability.md)
+    handler.addFilter(engine.redacting_log_filter())  # no patient names/IDs in the log file (docs/reliability.md)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):

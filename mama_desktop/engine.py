@@ -14,6 +14,13 @@ from typing import Any
 from mama_core.errors import MamaError, ModelError
 from mama_core import paths
 
+
+def redacting_log_filter():
+    """A logging filter that replaces patient names and IDs the engine has seen with hashes."""
+    from mama_core.logging_setup import RedactingFilter
+
+    return RedactingFilter()
+
 # Offered when mama_core.captions is not importable; the engine's own prompts win otherwise.
 FALLBACK_PRESETS = [
     "A mass is present in the breast.",
