@@ -56,9 +56,12 @@ class ScreenshotJob(QObject):
 
     saved = Signal(str)
 
-    def __init__(self, window, target: Path, timeout_s: float):
+    def __init__(self, window, target: Path, timeout_s: float, expect_folder: bool = False):
         super().__init__(window)
         self.window, self.target = window, target
+        # With a folder (or --demo, whose studies may still be generating) a screenshot
+        # before the folder is open would show an empty window.
+        self.expect_folder = expect_folder
         self.model_settled = False
         self.failed_parts: set[str] = set()
         self._done = False
@@ -70,7 +73,13 @@ class ScreenshotJob(QObject):
         w.studies.predictionFailed.connect(lambda _m: self._part_failed("prediction"))
         w.maps.failed.connect(lambda _m: self._part_failed("maps"))
         w.folders.busyChanged.connect(lambda _b: self.check())
+        self.discovered = False
+        w.folders.discovered.connect(self._discovered)
         QTimer.singleShot(int(timeout_s * 1000), self._timeout)
+
+    def _discovered(self, _studies) -> None:
+        self.discovered = True
+        self.check()
 
     def _model_settled(self, _p) -> None:
         self.model_settled = True
@@ -84,8 +93,10 @@ class ScreenshotJob(QObject):
         s = self.window.state
         if not self.model_settled:
             return False
-        if s.study is None:
-            return s.folder is None or (not s.studies and not self.window.worklist.progress.isVisible())
+        if s.study is None:  # nothing to show yet, unless there is no folder or it holds no study
+            if s.folder is None:
+                return not self.expect_folder
+            return self.discovered and not s.studies
         if not s.views:
             return False
         if s.predictor is None:
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     install_excepthook(window.notes)
     log.info("mama-desktop started; log file %s", log_file)
     if args.screenshot:
-        ScreenshotJob(window, args.screenshot.resolve(), args.timeout)
+        ScreenshotJob(window, args.screenshot.resolve(), args.timeout, expect_folder=bool(args.demo or args.folder))
     window.show()
     start(window, args)
     return int(app.exec())
