@@ -266,6 +266,13 @@ class _Run:
         if ckpt is None:
             return self._fresh()
         state = load_checkpoint(ckpt, self.bare, self.optimizer, self.scheduler)
+        # LambdaLR restores the schedule object's own fields from the checkpoint; the schedule
+        # must follow this run's config, so that `--resume --max-steps N` really extends it.
+        optim = self.config.optim
+        self.scheduler.lr_lambdas[0].__init__(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
+        for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+            group["lr"] = base * fn(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         saved = TrainConfig.from_dict(state["config"]).model_config()
         if saved is not None and saved.to_dict() != self.config.model_config().to_dict():
             raise ConfigError("the model config differs from the checkpoint's; resume with the "

@@ -114,3 +114,14 @@ def test_cli_bad_override_is_a_clean_error(synthetic_dir, tmp_path, capsys):
     code = main(["train", "--config", str(smoke), "--data", str(synthetic_dir), "--out", str(tmp_path),
                  "--set", "optim.lr=-3"])
     assert code == 2 and "optim.lr" in capsys.readouterr().err
+
+
+def test_resume_with_more_steps_extends_the_schedule(records, tiny_overrides, tmp_path):
+    """A finished run resumed with a larger max_steps trains on: its cosine schedule follows
+    the new length instead of staying at the decayed end of the old one."""
+    base = tiny_overrides + ["optim.warmup_steps=1", "ckpt_every=0"]
+    done = list(train(load_config(None, base + ["optim.max_steps=2"]), records, tmp_path / "run"))
+    assert done[-1].step == 2
+    more = list(train(load_config(None, base + ["optim.max_steps=4"]), records, tmp_path / "run", resume=True))
+    assert [r.step for r in more] == [3, 4]
+    assert more[0].lr > 0.1 * load_config(None, base).optim.lr
