@@ -17,21 +17,12 @@ from safetensors.torch import load_file, save_file
 
 
 def build_tiny_model_dir(path: Path) -> Path:
-    """The recipe of tests/inference/conftest.py: tiny DINOv2 + real MiniLM with LoRA,
+    """The tiny model of tests/inference/conftest.py (tiny DINOv2 + real MiniLM with LoRA),
     plus a probe head and a calibration file so that those loaders are exercised too."""
     from mama_core.inference.heads import ProbeHead, save_head
-    from mama_core.model.config import ModelConfig, TextConfig, VisionConfig
-    from mama_core.model.io import save_model_dir
-    from mama_core.model.mama import build_model
+    from tests.inference.conftest import build_tiny_model_dir as build_plain
 
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        vision=VisionConfig(hidden_size=32, num_layers=2, num_heads=2, patch_size=14, image_size=112,
-                            num_register_tokens=2),
-        text=TextConfig(path="minilm", max_length=64),
-        embed_dim=16,
-    )
-    out = save_model_dir(build_model(cfg), path)
+    out = build_plain(path)
     rng = np.random.default_rng(0)
     save_head(out, ProbeHead("density", [1, 2, 3, 4], rng.normal(size=(4, 16)).astype(np.float32),
                              np.zeros(4, np.float32)))
