@@ -45,9 +45,10 @@ def test_bad_setting_value_falls_back_to_defaults() -> None:
     assert load_settings().device == "auto"
 
 
-def test_missing_model_is_a_notification_and_the_viewer_works(qtbot, window, studies_dir: Path) -> None:
-    if (engine.demo_model_dir() / "config.json").exists():
-        pytest.skip("the demo model exists here; this test needs a machine without it")
+def test_missing_model_is_a_notification_and_the_viewer_works(qtbot, window, studies_dir: Path, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    monkeypatch.setenv("MAMA_RESOURCES", str(tmp_path / "resources-without-demo"))  # as before the demo is built
+    assert not (engine.demo_model_dir() / "config.json").exists()
     window.load_model("demo", "cpu")
     qtbot.waitUntil(lambda: any("demo" in n.message for n in window.notes.history), timeout=30000)
     note = next(n for n in window.notes.history if "demo" in n.message)
