@@ -28,7 +28,6 @@ if [ ! -f "$STAMP_FILE" ] || [ "$(cat "$STAMP_FILE")" != "$STAMP" ]; then
     # torch goes in the same pip command as the rest, so nothing pulls a different build.
     (cd "$ROOT" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
         "$TORCH_SPEC" -e "$TARGET")
-    rm -f "$VENV"/.mama-stamp-*
     echo "$STAMP" > "$STAMP_FILE"
 fi
 export PATH="$VENV/bin:$PATH"
