@@ -240,7 +240,7 @@ class Registry:
         # Move out of sight first (atomic), then remove: a crash mid-delete leaves only staging debris.
         trash = self.root / f".staging-{os.getpid()}-delete-{uuid.uuid4().hex}"
         os.replace(version.path, trash)
-        self._remove_tree(trash)
+        _remove_tree(trash)
 
     def export(self, version_id: str, zip_path: str | Path) -> Path:
         """A zip for sharing within the institution, with the data-licence reminder inside."""
@@ -264,24 +264,35 @@ class Registry:
     def _sweep_staging(self) -> None:
         """Remove what killed writers left behind; a live process's staging dir is its own business
         (the desktop opens the registry while a fine-tune child may be saving)."""
-        for entry in self.root.glob(".staging-*"):
-            if not _writer_alive(entry.name):
-                self._remove_tree(entry)
-
-    @staticmethod
-    def _remove_tree(path: Path) -> None:
-        def make_writable(func, p, _exc_info):  # read-only files block removal on Windows
-            os.chmod(p, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
-            func(p)
-        shutil.rmtree(path, onerror=make_writable)
+        sweep_orphans(self.root, ".staging")
 
 
-def _writer_alive(staging_name: str) -> bool:
-    match = re.match(r"\.staging-(\d+)-", staging_name)
-    if not match or int(match.group(1)) == os.getpid():
-        return False
+
+def _remove_tree(path: Path) -> None:
+    def make_writable(func, p, _exc_info):  # read-only files block removal on Windows
+        os.chmod(p, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
+        func(p)
+    shutil.rmtree(path, onerror=make_writable)
+
+
+def sweep_orphans(folder: Path, prefix: str, spare_own: bool = False) -> None:
+    """Remove the `<prefix>-<pid>-*` scratch folders in `folder` whose writing process is gone
+    (killed mid-write); those of other live processes are left alone, and this process's own
+    only with `spare_own`."""
+    for entry in folder.glob(f"{prefix}-*"):
+        match = re.match(re.escape(prefix) + r"-(\d+)-", entry.name)
+        if not entry.is_dir() or not match:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() and spare_own:
+            continue
+        if pid == os.getpid() or not _process_alive(pid):
+            _remove_tree(entry)
+
+
+def _process_alive(pid: int) -> bool:
     try:
-        os.kill(int(match.group(1)), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -7,6 +7,7 @@ that the GUI shows as a notification.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,21 @@ def child_environment() -> dict[str, str]:
             "PYTHONUNBUFFERED": "1"}
 
 
+LABELS_KEEP_S = 7 * 24 * 3600
+
+
 def labels_scratch_dir() -> Path:
+    """Where worklist labels are written for a fine-tune child; files older than a week (long
+    after their job ended) are removed so the folder does not grow without end."""
     folder = paths.user_cache_dir() / "finetune-labels"
     folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - LABELS_KEEP_S
+    for old in folder.glob("worklist-labels-*.csv"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # in use or already gone: next time
     return folder
 
 

@@ -126,3 +126,18 @@ def test_sweep_spares_a_live_writers_staging(tmp_path):
         child.wait()
     Registry(root)
     assert not live.exists()
+
+
+def test_sweep_orphans_spares_own_scratch_when_asked(tmp_path):
+    """Fine-tuning sweeps `run-<pid>-*` folders of killed jobs but never its own."""
+    from mama_core.registry import sweep_orphans
+
+    own = tmp_path / f"run-{os.getpid()}-x"
+    dead = tmp_path / "run-999999999-x"
+    unrelated = tmp_path / "run-notes"
+    for folder in (own, dead, unrelated):
+        folder.mkdir()
+    sweep_orphans(tmp_path, "run", spare_own=True)
+    assert own.exists() and unrelated.exists() and not dead.exists()
+    sweep_orphans(tmp_path, "run")
+    assert not own.exists() and unrelated.exists()

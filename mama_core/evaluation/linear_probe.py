@@ -91,6 +91,24 @@ def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def optimiser_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched) -> None:
+    """One update: clear the gradients, back-propagate `loss`, step the optimiser and its schedule."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
+def probe_step(head: nn.Module, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor, batch_size: int,
+               gen: torch.Generator, opt: torch.optim.Optimizer, sched) -> torch.Tensor:
+    """Draw a batch by `probs` (with replacement: class-balanced when `probs` are) and take one
+    optimiser step of cross-entropy on it; returns the loss."""
+    batch = torch.multinomial(probs, batch_size, replacement=True, generator=gen)
+    loss = nn.functional.cross_entropy(head(x[batch]), y[batch])
+    optimiser_step(loss, opt, sched)
+    return loss
+
+
 def _standardisation(x: np.ndarray, on: bool) -> tuple[np.ndarray, np.ndarray]:
     if not on:
         return np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
@@ -113,12 +131,7 @@ def train_linear_probe(features, labels, n_classes: int, cfg: ProbeConfig | None
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg.warmup_steps, cfg.steps))
     probs = torch.from_numpy(balanced_weights(y_np))
     for _ in range(cfg.steps):
-        batch = torch.multinomial(probs, cfg.batch_size, replacement=True, generator=gen)
-        loss = nn.functional.cross_entropy(head(x[batch]), y[batch])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        probe_step(head, x, y, probs, cfg.batch_size, gen, opt, sched)
     return LinearProbe(
         weight=head.weight.detach().numpy().copy(),
         bias=head.bias.detach().numpy().copy(),

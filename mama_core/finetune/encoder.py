@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mama_core.errors import ModelError
-from mama_core.evaluation.linear_probe import cosine_with_warmup
+from mama_core.evaluation.linear_probe import cosine_with_warmup, optimiser_step
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
 from mama_core.finetune.early_stopping import EarlyStopping
@@ -171,10 +171,7 @@ def train_encoder(model: nn.Module, probe: ProbeHead, train: Sequence, y_train: 
         with autocast_for(device, cfg.bf16):
             feats = model.encode_image(x)["image_global"]
         loss = nn.functional.cross_entropy(head(feats), y_t[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        optimiser_step(loss, opt, sched)
         report = FinetuneReport("train", step, total, loss.item(), eta_s=clock.eta(step, total),
                                 elapsed_s=clock.elapsed(), best_val_bacc=keeper.best_bacc)
         if step % interval == 0 or step == total:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mama_core.evaluation.linear_probe import balanced_weights, cosine_with_warmup
+from mama_core.evaluation.linear_probe import balanced_weights, cosine_with_warmup, probe_step
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
 from mama_core.finetune.early_stopping import EarlyStopping
@@ -76,12 +76,7 @@ def train_probe(train: FeatureSplit, val: FeatureSplit, cfg: FinetuneConfig, cla
     for step in range(1, total + 1):
         if should_stop(stop):
             raise Cancelled
-        batch = torch.multinomial(probs, cfg.resolved_batch_size, replacement=True, generator=gen)
-        loss = nn.functional.cross_entropy(head(x[batch]), y[batch])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = probe_step(head, x, y, probs, cfg.resolved_batch_size, gen, opt, sched)
         report = FinetuneReport("train", step, total, loss.item(), eta_s=clock.eta(step, total),
                                 elapsed_s=clock.elapsed(), best_val_bacc=keeper.best_bacc)
         if step % interval == 0 or step == total:

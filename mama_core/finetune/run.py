@@ -16,6 +16,7 @@ active pointer is never touched.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from mama_core.finetune.reports import Clock, FinetuneReport
 from mama_core.finetune.stopping import Cancelled, StopFlag, should_stop
 from mama_core.inference.heads import save_head
 from mama_core.paths import user_cache_dir
+from mama_core.registry import sweep_orphans
 
 CANCELLED = "cancelled: nothing was registered and the active model is unchanged"
 
@@ -62,7 +64,8 @@ def finetune(config: FinetuneConfig, data: str | Path | Sequence[Any], labels: s
     try:
         staging_root = user_cache_dir() / "finetune"
         staging_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="run-", dir=staging_root) as tmp:
+        sweep_orphans(staging_root, "run", spare_own=True)  # what killed jobs left behind
+        with tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=staging_root) as tmp:
             yield from _run(config, data, labels, stop, clock, Path(tmp))
     except Cancelled:
         yield FinetuneReport("done", message=CANCELLED, elapsed_s=clock.elapsed(), cancelled=True)

@@ -83,6 +83,17 @@ def background_patch_mask(feats: ImageFeatures, pixels: np.ndarray) -> np.ndarra
     return (pooled < BACKGROUND_LEVEL) | ~content_patch_mask(feats)
 
 
+def _tissue_patches(feats: ImageFeatures, path) -> np.ndarray:
+    """[gh, gw] bool: the patches the model itself counts as tissue when it carries a patch
+    mask (local_tissue_only), so calibration and maps agree on which patches exist; else
+    everything that is neither padding nor air."""
+    if feats.patch_mask is not None:
+        return feats.patch_mask.numpy().reshape(feats.grid)
+    from mama_core.dicom import read_image
+
+    return ~background_patch_mask(feats, read_image(path).pixels)
+
+
 def read_calibration(model_dir: Path, extra: dict) -> tuple[float, tuple[float, float]]:
     """(threshold, map range) from calibration.json, else config extra, else defaults."""
     path = model_dir / CALIBRATION_FILE
@@ -112,8 +123,6 @@ def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: It
     studies, and the threshold is the percentile of finding-sentence cosines over their
     tissue patches. Either way the range runs from 0.1 below the threshold to the 99.9th
     percentile over tissue patches."""
-    from mama_core.dicom import read_image
-
     tissue_only = bool(getattr(predictor.model.config, "local_tissue_only", False))
     sentences = list(sentences or (FINDING_SENTENCES if tissue_only else NEUTRAL_SENTENCES))
     local = predictor.sentence_embeddings(sentences)
@@ -122,9 +131,9 @@ def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: It
         for path in predictor.resolve_study(study).images.values():
             feats = predictor.image_features(path)
             sims = patch_grid_values(feats, local).numpy()  # [S, gh, gw]
-            background = background_patch_mask(feats, read_image(path).pixels)
-            reference.append(sims[:, ~background if tissue_only else background].ravel())
-            tissue.append(sims[:, ~background].ravel())
+            inside = _tissue_patches(feats, path)
+            reference.append(sims[:, inside if tissue_only else ~inside].ravel())
+            tissue.append(sims[:, inside].ravel())
     values = np.concatenate(reference) if reference else np.array([])
     if not values.size:
         raise ModelError("calibration needs images with background (air or padding) patches", path=predictor.model_dir)

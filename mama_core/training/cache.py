@@ -82,8 +82,19 @@ class ImageCache:
         return target
 
     def load(self, path: str | Path) -> torch.Tensor:
-        """[1, size, size] float32 in [0, 1]."""
-        array = np.load(self.ensure(path), mmap_mode="r")
+        """[1, size, size] float32 in [0, 1]. A damaged entry (cut short by a full disk, the
+        wrong shape, or not a plain array) is decoded again from the DICOM and replaced."""
+        target = self.ensure(path)
+        try:
+            return self._read(target)
+        except (ValueError, OSError, EOFError):
+            target.unlink(missing_ok=True)
+            return self._read(self.ensure(path))
+
+    def _read(self, target: Path) -> torch.Tensor:
+        array = np.load(target, mmap_mode="r", allow_pickle=False)
+        if array.shape != (self.size, self.size) or array.dtype != np.dtype(self.dtype):
+            raise ValueError(f"{target}: holds {array.shape} {array.dtype}, not ({self.size}, {self.size}) {self.dtype}")
         out = torch.from_numpy(np.asarray(array, dtype=np.float32))
         if self.dtype == "uint16":
             out = out / UINT16_MAX

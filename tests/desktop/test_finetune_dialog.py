@@ -68,6 +68,18 @@ def test_json_lines_are_split_across_chunks() -> None:
     assert last_console_segment("Loading 0%\rLoading 50%\rLoading 100%\r") == "Loading 100%"
 
 
+def test_old_worklist_label_files_are_swept(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MAMA_CACHE_DIR", str(tmp_path))
+    folder = engine.labels_scratch_dir()
+    old, fresh = folder / "worklist-labels-1.csv", folder / "worklist-labels-2.csv"
+    for path in (old, fresh):
+        path.write_text("study,density\n")
+    week_ago = os.path.getmtime(fresh) - engine.LABELS_KEEP_S - 60
+    os.utime(old, (week_ago, week_ago))
+    assert engine.labels_scratch_dir() == folder
+    assert fresh.exists() and not old.exists()
+
+
 def test_estimate_grows_with_images_and_mode() -> None:
     few, many = estimate_seconds(100, "linear-probe"), estimate_seconds(1000, "linear-probe")
     assert many > few > 0

@@ -163,17 +163,22 @@ def test_training_checkpoint_control(checkpoint):
 
 
 def test_image_cache_refuses_pickled_arrays(tmp_path, marker):
-    """The training image cache memory-maps .npy files with allow_pickle off."""
+    """The training image cache reads .npy files with allow_pickle off: a pickled entry runs
+    nothing and is replaced by a fresh decode of the DICOM."""
     from mama_core.synthetic import generate_studies
     from mama_core.training.cache import ImageCache
 
     generate_studies(tmp_path / "s", 1, seed=0, rows=256)
     image = sorted((tmp_path / "s").rglob("*.dcm"))[0]
     cache = ImageCache(tmp_path / "cache", 56)
-    assert cache.load(image).shape == (1, 56, 56)
+    clean = cache.load(image)
+    assert clean.shape == (1, 56, 56)
     evil(cache.entry(image), marker, "npy")
     with pytest.raises(ValueError, match="allow_pickle|Python objects"):
-        cache.load(image)
+        np.load(cache.entry(image), allow_pickle=False)
+    assert torch.equal(cache.load(image), clean)
+    assert not marker.exists()
+    assert np.load(cache.entry(image), allow_pickle=False).shape == (56, 56)
 
 
 # --------------------------------------------------------------------------- search index

@@ -30,6 +30,24 @@ def test_decodes_once_and_reads_memmapped(records, tmp_path: Path):
     assert not list(entry.parent.glob(".tmp-*"))  # atomic write left no temp files
 
 
+@pytest.mark.parametrize("damage", ["truncated", "wrong shape", "empty"])
+def test_damaged_entry_is_rebuilt(records, tmp_path: Path, damage: str):
+    """A cache file cut short by a full disk (or otherwise wrong) is decoded again, not an error."""
+    path = records[0].path
+    cache = ImageCache(tmp_path, 56)
+    clean = cache.load(path)
+    entry = cache.entry(path)
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:200])
+    elif damage == "wrong shape":
+        np.save(entry, np.zeros((8, 8), np.float16))
+    else:
+        entry.write_bytes(b"")
+    assert torch.equal(cache.load(path), clean)
+    assert cache.decoded == 2
+    assert np.load(entry).shape == (56, 56)
+
+
 def test_uint16_storage(records, tmp_path: Path):
     cache = ImageCache(tmp_path, 56, dtype="uint16")
     img = cache.load(records[1].path)
