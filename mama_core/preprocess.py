@@ -55,17 +55,23 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return (images - MEAN) / STD
 
 
-def tissue_patch_mask(images: torch.Tensor, patch_size: int, min_level: float = 0.1) -> torch.Tensor:
-    """[B, C, H, W] normalised model input -> [B, P] bool: patches holding any breast tissue.
+def tissue_patch_mask(images: torch.Tensor, patch_size: int, min_level: float = 0.1,
+                      whole: bool = False) -> torch.Tensor:
+    """[B, C, H, W] normalised model input -> [B, P] bool: patches holding breast tissue —
+    any tissue pixel, or with `whole` only patches whose every pixel is tissue.
 
-    A patch is air (or letterbox padding) when no pixel in it rises `min_level` (in [0, 1]
+    A pixel is air (or letterbox padding) when it does not rise `min_level` (in [0, 1]
     units) above the image's darkest level; measuring from the darkest level rather than 0
     keeps the test valid after intensity augmentation. An image with no tissue patch at
     all keeps every patch, so the local loss always has something to align."""
     x = images.float().mean(dim=1) * STD + MEAN
     floor = x.flatten(1).amin(dim=1)[:, None, None]
-    peak = F.max_pool2d((x - floor)[:, None], patch_size)[:, 0]
-    mask = peak.flatten(1) > min_level
+    level = x - floor
+    if whole:  # the patch's darkest pixel must be tissue
+        level = -F.max_pool2d(-level[:, None], patch_size)[:, 0]
+    else:
+        level = F.max_pool2d(level[:, None], patch_size)[:, 0]
+    mask = level.flatten(1) > min_level
     return mask | ~mask.any(dim=1, keepdim=True)
 
 

@@ -366,3 +366,12 @@ def test_tissue_patch_mask_marks_air_and_padding():
     mask = tissue_patch_mask(normalise(img), 14)
     assert mask.tolist() == [[False, True, False, False]]
     assert tissue_patch_mask(normalise(torch.zeros(1, 1, 28, 28)), 14).all()  # blank: keep all
+
+
+def test_whole_rule_keeps_only_patches_inside_the_breast():
+    from mama_core.preprocess import normalise, tissue_patch_mask
+
+    img = torch.zeros(1, 1, 28, 28)
+    img[0, 0, :, :20] = 0.5  # a breast covering the left column of patches and part of the right
+    assert tissue_patch_mask(normalise(img), 14).tolist() == [[True, True, True, True]]
+    assert tissue_patch_mask(normalise(img), 14, whole=True).tolist() == [[True, False, True, False]]

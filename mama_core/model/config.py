@@ -96,6 +96,11 @@ class TextConfig:
     lora_dropout: float = 0.1
     lora_targets: list[str] | None = None
     max_length: int = 256
+    # False (the paper): a sentence's SLA embedding is its separator's state in the forward
+    # pass of the whole caption, so with a bidirectional encoder it also carries the other
+    # sentences (density, assessment). True: each sentence is also encoded on its own, exactly
+    # as a query sentence is at inference; the global embedding still reads the whole caption.
+    isolate_sentences: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
@@ -120,6 +125,9 @@ class TextConfig:
         return _from_dict(cls, data, "text")
 
 
+TISSUE_PATCH_RULES = ("any", "whole")
+
+
 @dataclass
 class ModelConfig:
     """The whole model: encoders, embedding size d (DESIGN: 512) and the two temperatures.
@@ -138,6 +146,10 @@ class ModelConfig:
     # on, since on a short run the constant air patches otherwise become the argmax of
     # every sentence and no finding is ever localised.
     local_tissue_only: bool = False
+    # Which patches count as tissue: "any" (at least one tissue pixel) or "whole" (every
+    # pixel inside the breast). Partly-air patches carry the skin line, a strong edge that a
+    # short run otherwise aligns with every sentence; "whole" leaves them out.
+    tissue_patch_rule: str = "any"
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):
@@ -151,6 +163,8 @@ class ModelConfig:
         _positive_float(self.logit_scale_max, "logit_scale_max")
         if self.logit_scale_init > self.logit_scale_max:
             raise ConfigError("logit_scale_init exceeds logit_scale_max", field="logit_scale_init")
+        if self.tissue_patch_rule not in TISSUE_PATCH_RULES:
+            raise ConfigError(f"must be one of {TISSUE_PATCH_RULES}", field="tissue_patch_rule")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -80,7 +80,8 @@ class MamaModel(nn.Module):
         out = {"image_global": self.image_global_head(tokens.mean(dim=1)),
                "image_patches": self.image_local_head(patches)}
         if self.config.local_tissue_only:
-            out["patch_mask"] = tissue_patch_mask(pixel_values, self.config.vision.patch_size).to(patches.device)
+            whole = self.config.tissue_patch_rule == "whole"
+            out["patch_mask"] = tissue_patch_mask(pixel_values, self.config.vision.patch_size, whole=whole).to(patches.device)
         return out
 
     def tokenize(self, captions: list[str]) -> dict[str, Tensor]:

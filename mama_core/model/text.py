@@ -223,7 +223,8 @@ class TextEncoder(nn.Module):
     def tokenize(self, captions: list[str], split: bool = True) -> dict[str, Tensor]:
         """input_ids/attention_mask [B,L] (right padded), sentence_positions [B,S] and
         sentence_mask [B,S] (bool). split=False treats each string as one sentence."""
-        rows = [self._assemble(s) for s in self._sentence_ids(list(captions), split)]
+        sentence_ids = self._sentence_ids(list(captions), split)
+        rows = [self._assemble(s) for s in sentence_ids]
         length = max(len(ids) for ids, _ in rows)
         n_sent = max(len(pos) for _, pos in rows)
         input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
@@ -235,8 +236,32 @@ class TextEncoder(nn.Module):
             attention[b, :len(ids)] = 1
             positions[b, :len(pos)] = torch.tensor(pos)
             mask[b, :len(pos)] = True
-        return {"input_ids": input_ids, "attention_mask": attention,
-                "sentence_positions": positions, "sentence_mask": mask}
+        tokens = {"input_ids": input_ids, "attention_mask": attention,
+                  "sentence_positions": positions, "sentence_mask": mask}
+        if split and self.cfg.isolate_sentences:
+            tokens.update(self._isolated(sentence_ids, [len(pos) for _, pos in rows], n_sent))
+        return tokens
+
+    def _isolated(self, sentence_ids: list[list[list[int]]], kept: list[int], n_sent: int) -> dict[str, Tensor]:
+        """Each distinct kept sentence once as its own sequence `prefix s SEP` [U, Ls]; for every
+        kept sentence its row in those (`sentence_index`) and its slot b * n_sent + k in the
+        [B, S] grid (`sentence_slots`). Templated captions repeat most sentences across a batch,
+        so encoding each distinct one once saves most of the cost."""
+        room = self.max_length - len(self.prefix_ids) - 1
+        rows: dict[tuple[int, ...], int] = {}
+        index, slots = [], []
+        for b, (sentences, n) in enumerate(zip(sentence_ids, kept)):
+            for k, sent in enumerate(sentences[:n]):
+                seq = tuple(self.prefix_ids + sent[:room] + [self.sep_id])
+                index.append(rows.setdefault(seq, len(rows)))
+                slots.append(b * n_sent + k)
+        ids = torch.full((len(rows), max(map(len, rows))), self.pad_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        for seq, i in rows.items():
+            ids[i, :len(seq)] = torch.tensor(seq)
+            attention[i, :len(seq)] = 1
+        return {"sentence_ids": ids, "sentence_attention": attention,
+                "sentence_index": torch.tensor(index), "sentence_slots": torch.tensor(slots)}
 
     # ----------------------------------------------------------- forward
 
@@ -266,8 +291,20 @@ class TextEncoder(nn.Module):
         attention = tokens["attention_mask"].to(device)
         hidden = self._hidden(ids, attention)
         positions = tokens["sentence_positions"].to(device)
-        states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        if "sentence_ids" in tokens:
+            states = self._isolated_states(tokens, positions.shape, device)
+        else:
+            states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
         return self._pool(hidden, attention), states, tokens["sentence_mask"].to(device).bool()
+
+    def _isolated_states(self, tokens: dict[str, Tensor], grid: torch.Size, device) -> Tensor:
+        """[B, S, H] separator states of the sentences encoded one by one (isolate_sentences)."""
+        ids, attention = tokens["sentence_ids"].to(device), tokens["sentence_attention"].to(device)
+        hidden = self._hidden(ids, attention)
+        last = attention.sum(dim=1) - 1  # right padded: the separator is the last real token
+        flat = hidden[torch.arange(ids.shape[0], device=device), last][tokens["sentence_index"].to(device)]
+        states = flat.new_zeros(grid[0] * grid[1], flat.shape[-1])
+        return states.index_copy(0, tokens["sentence_slots"].to(device), flat).view(*grid, -1)
 
     def base_state_keys(self) -> set[str]:
         """state_dict keys (relative to this module) that are frozen base weights loaded

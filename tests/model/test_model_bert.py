@@ -140,3 +140,46 @@ def test_mean_pooling_option(make_config) -> None:
                                      attention_mask=tokens["attention_mask"]).last_hidden_state
     n = tokens["attention_mask"][0].sum()
     assert torch.allclose(pooled[0], hidden[0, :n].mean(0), atol=1e-6)
+
+
+def test_isolated_sentences_embed_as_queries_do(make_config) -> None:
+    """isolate_sentences: a caption sentence's SLA embedding is exactly the embedding the
+    same sentence gets as a map query, and the global embedding still reads the whole caption."""
+    caption = "The breasts are extremely dense. A mass is present in the breast. BI-RADS Category 4: suspicious."
+    sentences = ["The breasts are extremely dense.", "A mass is present in the breast.",
+                 "BI-RADS Category 4: suspicious."]
+    isolated = build_model(make_config(TextConfig(isolate_sentences=True))).eval()
+    isolated.load_state_dict(build_model(make_config()).state_dict())  # same weights, other rule
+    with torch.no_grad():
+        out = isolated.encode_text(isolated.tokenize([caption, "No mass."]))
+        queries = isolated.encode_sentences(sentences)["sentence_local"]
+        contextual = build_model(make_config()).eval()
+        contextual.load_state_dict(isolated.state_dict())
+        ctx = contextual.encode_text(contextual.tokenize([caption, "No mass."]))
+    assert out["sentence_mask"].tolist() == [[True, True, True], [True, False, False]]
+    assert torch.allclose(out["sentences"][0], queries, atol=1e-5)
+    assert not torch.allclose(ctx["sentences"][0], queries, atol=1e-3)  # the paper's rule mixes context in
+    assert torch.allclose(out["text_global"], ctx["text_global"], atol=1e-6)
+    with torch.no_grad():
+        states = isolated.text(isolated.tokenize([caption, "No mass."]))[1]
+    assert states[1, 1:].abs().sum() == 0  # padding slots stay empty (and masked)
+
+
+def test_isolated_sentences_encode_each_distinct_sentence_once(make_config) -> None:
+    model = build_model(make_config(TextConfig(isolate_sentences=True))).eval()
+    captions = ["No mass. Dense breast.", "No mass. Fatty breast.", "No mass."]
+    tokens = model.tokenize(captions)
+    assert tokens["sentence_ids"].shape[0] == 3  # "No mass." once, two composition sentences
+    with torch.no_grad():
+        out = model.encode_text(tokens)["sentences"]
+        alone = model.encode_sentences(["No mass.", "Fatty breast."])["sentence_local"]
+    assert torch.allclose(out[0, 0], out[2, 0]) and torch.allclose(out[1, 0], alone[0], atol=1e-5)
+    assert torch.allclose(out[1, 1], alone[1], atol=1e-5)
+
+
+def test_isolated_sentences_get_gradients(make_config) -> None:
+    model = build_model(make_config(TextConfig(isolate_sentences=True))).train()
+    out = model(torch.randn(3, 3, 56, 56), torch.randn(3, 3, 56, 56), model.tokenize(CAPTIONS))
+    mama_objective(out, 10, LossConfig(delta_steps=0))["loss"].backward()
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora_b)

@@ -59,3 +59,15 @@ def test_readme_commands_exist():
     readme = (ROOT / "README.md").read_text()
     assert "installer/run.sh --demo" in readme and "installer/test.sh" in readme
     assert "installer/test.sh" in (ROOT / ".ci/run").read_text()
+
+
+def test_build_demo_script_follows_the_documented_recipe():
+    """installer/build_demo.sh is the one-command form of docs/demo-model.md's recipe."""
+    script = INSTALLER / "build_demo.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text, doc = script.read_text(), (ROOT / "docs" / "demo-model.md").read_text()
+    assert "resources/configs/demo.yaml" in text and (ROOT / "resources/configs/demo.yaml").is_file()
+    for needle in ("--studies 200 --seed 1000 --rows 1024", "--studies 12 --seed 555 --rows 1024", "mama export",
+                   "mama calibrate"):
+        assert needle in text and needle in doc, needle
+    assert "installer/build_demo.sh" in doc
