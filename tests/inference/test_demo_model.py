@@ -47,7 +47,6 @@ def test_zero_shot_density_balanced_accuracy(demo, unseen):
     assert metrics.balanced_accuracy >= 0.6, metrics
 
 
-@pytest.mark.xfail(reason="known shortfall, issue #4 still open: the shipped demo model does not yet localise masses (pointing game 0-17 % on unseen seeds, docs/demo-model.md); this passes (XPASS) once it does", strict=False)
 def test_mass_sentence_points_at_masses(demo, unseen):
     from mama_core.evaluation.localization import pointing_game
 
