@@ -120,9 +120,11 @@ def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: It
     background patches (padding and air) and neutral sentences — what a sentence reaches
     where there is nothing at all. Models trained with `local_tissue_only` never align air,
     so there the reference is breast tissue without findings: pass finding-free (negative)
-    studies, and the threshold is the percentile of finding-sentence cosines over their
-    tissue patches. Either way the range runs from 0.1 below the threshold to the 99.9th
-    percentile over tissue patches."""
+    studies, and the reference is finding-sentence cosines over their tissue patches.
+    The percentile is taken per sentence and the threshold is the median over sentences: a
+    sentence the model cannot place (calcifications below its resolution) sits high on
+    normal tissue and must not lift the line for every other sentence. Either way the range
+    runs from 0.1 below the threshold to the 99.9th percentile over tissue patches."""
     tissue_only = bool(getattr(predictor.model.config, "local_tissue_only", False))
     sentences = list(sentences or (FINDING_SENTENCES if tissue_only else NEUTRAL_SENTENCES))
     local = predictor.sentence_embeddings(sentences)
@@ -132,17 +134,19 @@ def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: It
             feats = predictor.image_features(path)
             sims = patch_grid_values(feats, local).numpy()  # [S, gh, gw]
             inside = _tissue_patches(feats, path)
-            reference.append(sims[:, inside if tissue_only else ~inside].ravel())
+            reference.append(sims[:, inside if tissue_only else ~inside])  # [S, n]
             tissue.append(sims[:, inside].ravel())
-    values = np.concatenate(reference) if reference else np.array([])
+    values = np.concatenate(reference, axis=1) if reference else np.zeros((len(sentences), 0))
     if not values.size:
         raise ModelError("calibration needs images with background (air or padding) patches", path=predictor.model_dir)
-    threshold = float(np.percentile(values, percentile))
+    per_sentence = np.percentile(values, percentile, axis=1)
+    threshold = float(np.median(per_sentence))
     tissue_all = np.concatenate(tissue)
     top = max(float(np.percentile(tissue_all, 99.9)) if tissue_all.size else threshold, threshold + 0.05)
     result = {"no_match_threshold": threshold, "map_range": [threshold - 0.1, top], "percentile": percentile,
               "reference": "finding-free tissue" if tissue_only else "background",
-              "sentences": sentences, "n_reference_values": int(values.size)}
+              "sentences": sentences, "per_sentence": [round(float(v), 4) for v in per_sentence],
+              "n_reference_values": int(values.size)}
     predictor.set_calibration(threshold, (threshold - 0.1, top))
     if write:
         _write_calibration(predictor.model_dir, result)

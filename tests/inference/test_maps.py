@@ -7,6 +7,7 @@ import struct
 import zlib
 
 import numpy as np
+import pytest
 import torch
 
 from mama_core.dicom import read_image
@@ -58,6 +59,17 @@ def test_calibration_is_written_and_read_back(model_copy, studies):
     again = Predictor.load(model_copy, device="cpu")
     assert again.no_match_threshold == stored["no_match_threshold"] == p.no_match_threshold
     assert again.map_range[0] < again.no_match_threshold < again.map_range[1]
+
+
+def test_threshold_is_the_median_of_per_sentence_percentiles(model_copy, studies):
+    """One sentence that sits high everywhere must not lift the line for the others."""
+    p = Predictor.load(model_copy, device="cpu")
+    sentences = ["There is a mass.", "This is a mammogram.", "There are calcifications."]
+    result = calibrate_threshold(p, studies[:1], sentences=sentences, write=False)
+    per = result["per_sentence"]
+    assert len(per) == 3 and result["no_match_threshold"] == pytest.approx(sorted(per)[1], abs=1e-4)
+    alone = [calibrate_threshold(p, studies[:1], sentences=[s], write=False)["no_match_threshold"] for s in sentences]
+    assert per == pytest.approx(alone, abs=1e-4)
 
 
 def _read_png(path):
