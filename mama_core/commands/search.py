@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="active", help="'demo', 'active' (default) or a model directory")
     parser.add_argument("--device", default=None)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the index with this model first if it was built with another")
+    parser.add_argument("--local-weight", type=float, default=0.5, metavar="W",
+                        help="share of the sentence-to-patch (local) score in the ranking, 0-1 (default 0.5; "
+                             "1 ranks by where a finding is seen, see docs/inference.md)")
 
 
 def _rebuild_if_asked(args, predictor) -> None:
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = Predictor.load(args.model, device=args.device)
     _rebuild_if_asked(args, predictor)
-    hits = search(args.text, predictor, name=args.index, top_k=args.top)
+    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=args.local_weight)
     if args.json:
         print_json({"query": args.text, "index": args.index, "model": predictor.name, "hits": [h.to_json() for h in hits]})
         return 0

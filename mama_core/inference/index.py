@@ -15,7 +15,7 @@ path, size or mtime changed; files gone from the folder leave the index.
 Scoring of a query (docs/inference.md): per view v,
     global_v = cos(text_global, image_global_v)                        (paper eq. (2) space)
     local_v  = max over content patches p of cos(sentence_local, patch_p)  (SLA, eq. (3))
-    score_v  = (global_v + local_v) / 2
+    score_v  = (1 - w) * global_v + w * local_v        (w = local_weight, default 0.5)
 and per study: global = max_v global_v, local = max_v local_v, score = max_v score_v, and
 best_view = argmax_v score_v.
 """
@@ -36,7 +36,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from mama_core.errors import DataError, ModelError, StoppedError
+from mama_core.errors import ConfigError, DataError, ModelError, StoppedError
 from mama_core.inference.cache import file_key
 from mama_core.inference.maps import content_patch_mask
 from mama_core.paths import user_data_dir
@@ -251,10 +251,14 @@ def _view_scores(t_global: np.ndarray, t_local: np.ndarray, feats: dict) -> tupl
     return g, loc
 
 
-def search(text: str, predictor: Any, name: str | None = None, top_k: int = 10) -> list[SearchHit]:
-    """Studies of index `name` ranked by similarity to `text` (see module docstring)."""
+def search(text: str, predictor: Any, name: str | None = None, top_k: int = 10,
+           local_weight: float = 0.5) -> list[SearchHit]:
+    """Studies of index `name` ranked by similarity to `text` (see module docstring);
+    `local_weight` in [0, 1] is the share of the SLA (sentence-to-patch) score."""
     if not text.strip():
         raise DataError("empty search text")
+    if not 0.0 <= local_weight <= 1.0:
+        raise ConfigError(f"must be between 0 and 1, not {local_weight}", field="local_weight")
     name = name or _default_index()
     manifest = read_manifest(name)
     check_model(manifest, predictor, name)
@@ -263,19 +267,21 @@ def search(text: str, predictor: Any, name: str | None = None, top_k: int = 10) 
     best: dict[str, SearchHit] = {}
     for uid, view, feats in _load_features(index_dir(name), manifest):
         g, loc = _view_scores(t_global, t_local, feats)
-        _merge_hit(best, uid, manifest["studies"].get(uid, {}).get("folder", ""), view, g, loc)
+        score = (1.0 - local_weight) * g + local_weight * loc
+        _merge_hit(best, SearchHit(uid, manifest["studies"].get(uid, {}).get("folder", ""), score, g, loc, view))
     return sorted(best.values(), key=lambda h: h.score, reverse=True)[:top_k]
 
 
-def _merge_hit(best: dict, uid: str, folder: str, view: str, g: float, loc: float) -> None:
-    score = (g + loc) / 2
-    hit = best.get(uid)
+def _merge_hit(best: dict, view_hit: SearchHit) -> None:
+    """Keep per study the best view score and the best global and local scores."""
+    hit = best.get(view_hit.study_uid)
     if hit is None:
-        best[uid] = SearchHit(uid, folder, score, g, loc, view)
+        best[view_hit.study_uid] = view_hit
         return
-    hit.global_score, hit.local_score = max(hit.global_score, g), max(hit.local_score, loc)
-    if score > hit.score:
-        hit.score, hit.best_view = score, view
+    hit.global_score = max(hit.global_score, view_hit.global_score)
+    hit.local_score = max(hit.local_score, view_hit.local_score)
+    if view_hit.score > hit.score:
+        hit.score, hit.best_view = view_hit.score, view_hit.best_view
 
 
 def _default_index() -> str:

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mama_core.errors import ModelError
+from mama_core.errors import ConfigError, ModelError
 from mama_core.inference import Predictor, build_index, search
 
 
@@ -50,6 +50,18 @@ def test_search_scores_match_direct_computation(predictor, studies_dir, studies)
     loc = max(float((predictor.image_features(p).image_patches.numpy() @ t_local).max())
               for p in studies[1].images.values())
     assert hit.local_score <= loc + 2e-3  # float16 patches, padding patches excluded
+
+
+def test_local_weight_sets_the_share_of_each_score(predictor, studies_dir):
+    _run(studies_dir, predictor)
+    text = "There is a spiculated mass."
+    local = search(text, predictor, name="demo", local_weight=1.0)
+    glob = search(text, predictor, name="demo", local_weight=0.0)
+    assert all(h.score == pytest.approx(h.local_score) for h in local)
+    assert all(h.score == pytest.approx(h.global_score) for h in glob)
+    assert [h.score for h in local] == sorted((h.local_score for h in local), reverse=True)
+    with pytest.raises(ConfigError, match="local_weight"):
+        search(text, predictor, name="demo", local_weight=1.5)
 
 
 def test_index_refuses_another_model_unless_rebuilt(predictor, studies_dir, tiny_model_dir, tmp_path):
