@@ -97,10 +97,10 @@ def build_index(folder: Path, predictor: Any, stop: Any = None) -> Iterator[Any]
     return _build(folder, predictor, name=index_name(folder), stop=stop)
 
 
-def search(text: str, predictor: Any, folder: Path, top_k: int = 10) -> list[Any]:
+def search(text: str, predictor: Any, folder: Path, top_k: int = 10, local_weight: float = 0.5) -> list[Any]:
     from mama_core.inference.index import search as _search
 
-    return list(_search(text, predictor, name=index_name(folder), top_k=top_k))
+    return list(_search(text, predictor, name=index_name(folder), top_k=top_k, local_weight=local_weight))
 
 
 def registry_models() -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 
 The first search in a folder builds the engine's search index in the background (with
 progress; later runs only encode new or changed files). Clicking a result opens the study,
-puts the query into the sentence-map box and highlights the best-matching view.
+puts the query into the sentence-map box and highlights the best-matching view. "Rank by"
+sets the share of the sentence-to-patch score (docs/inference.md, `--local-weight`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -29,12 +31,17 @@ from .state import AppState
 from .workers import TaskRunner
 
 
-def build_and_search(folder: Path, predictor: Any, text: str, indexed: bool, progress: Any, stop: Any) -> list[Any]:
+# (label, share of the local score); the first is the engine's default
+RANKINGS = (("Whole image and where seen", 0.5), ("Where the finding is seen", 1.0), ("Whole image", 0.0))
+
+
+def build_and_search(folder: Path, predictor: Any, text: str, indexed: bool, local_weight: float,
+                     progress: Any, stop: Any) -> list[Any]:
     """Worker: (re)build the folder's index when needed, then rank its studies."""
     if not indexed:
         for report in engine.build_index(folder, predictor, stop=stop):
             progress(report)
-    return engine.search(text, predictor, folder, top_k=20)
+    return engine.search(text, predictor, folder, top_k=20, local_weight=local_weight)
 
 
 class SearchController(QObject):
@@ -50,7 +57,7 @@ class SearchController(QObject):
         self._busy = False
         state.folderChanged.connect(lambda _f: self.results.emit("", []))
 
-    def search(self, text: str) -> bool:
+    def search(self, text: str, local_weight: float = 0.5) -> bool:
         text = text.strip()
         folder, predictor = self.state.folder, self.state.predictor
         if not text or folder is None or predictor is None or self._busy:
@@ -60,7 +67,8 @@ class SearchController(QObject):
         key = (str(folder), str(getattr(predictor, "name", "")))
         self._busy = True
         self.busyChanged.emit(True)
-        self.runner.start(build_and_search, folder, predictor, text, key in self._indexed, wants_control=True,
+        self.runner.start(build_and_search, folder, predictor, text, key in self._indexed, local_weight,
+                          wants_control=True,
                           on_done=lambda hits: self._done(key, text, hits), on_error=self._failed,
                           on_progress=lambda r: self.progress.emit(int(r.done), int(r.total)))
         return True
@@ -88,6 +96,14 @@ class SearchPanel(QWidget):
         self.field = QLineEdit(placeholderText="Describe what to find, e.g. A mass is present in the breast.",
                                clearButtonEnabled=True)
         self.go = QPushButton("Search")
+        self.rank_by = QComboBox()
+        # long labels must not widen the dock (and with it the window's minimum size)
+        self.rank_by.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.rank_by.setMinimumContentsLength(6)
+        for label, weight in RANKINGS:
+            self.rank_by.addItem(label, weight)
+        self.rank_by.setToolTip("Whole image: the caption-level match. Where seen: the best sentence-to-patch "
+                                "match, which finds focal findings such as masses best.")
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(12)
         self.progress.hide()
@@ -99,8 +115,12 @@ class SearchPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.field, 1)
         row.addWidget(self.go)
+        rank_row = QHBoxLayout()
+        rank_row.addWidget(QLabel("Rank by"))
+        rank_row.addWidget(self.rank_by, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
+        layout.addLayout(rank_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.results, 1)
@@ -108,13 +128,14 @@ class SearchPanel(QWidget):
         self.go.clicked.connect(self.run)
         self.results.itemActivated.connect(self._activate)
         self.results.itemClicked.connect(self._activate)
+        self.rank_by.currentIndexChanged.connect(lambda _i: self.query and self.run())
         controller.progress.connect(self._on_progress)
         controller.busyChanged.connect(self._on_busy)
         controller.results.connect(self._show)
         controller.failed.connect(self.status.setText)
 
     def run(self) -> None:
-        if self.controller.search(self.field.text()):
+        if self.controller.search(self.field.text(), float(self.rank_by.currentData())):
             self.status.setText("Indexing and searching…")
 
     def _on_busy(self, busy: bool) -> None:

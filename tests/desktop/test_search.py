@@ -45,6 +45,20 @@ def test_search_builds_index_and_opens_the_hit(qtbot, window, studies_dir: Path,
 
 
 @pytest.mark.slow
+def test_rank_by_where_seen_ranks_on_the_local_score(qtbot, window, studies_dir: Path, tiny_model_dir: Path) -> None:
+    window.load_model(str(tiny_model_dir), "cpu")
+    qtbot.waitUntil(lambda: window.state.predictor is not None, timeout=60000)
+    open_and_wait(qtbot, window, studies_dir)
+    assert window.search.rank_by.currentData() == 0.5  # the engine's default first
+    _run_search(qtbot, window, MASS_QUERY)
+    got: list = []
+    window.searcher.results.connect(lambda _q, hits: got.extend(hits))
+    window.search.rank_by.setCurrentIndex(window.search.rank_by.findData(1.0))  # re-runs the last query
+    qtbot.waitUntil(lambda: bool(got), timeout=60000)
+    assert all(h.score == pytest.approx(h.local_score) for h in got)
+
+
+@pytest.mark.slow
 def test_search_ranks_a_study_with_a_mass_first(qtbot, window, tmp_path: Path) -> None:
     if not (engine.demo_model_dir() / "config.json").exists():
         pytest.skip("needs the trained demo model in resources/models/demo (rebuild it with installer/build_demo.sh)")
