@@ -171,9 +171,13 @@ def test_isolated_sentences_encode_each_distinct_sentence_once(make_config) -> N
     tokens = model.tokenize(captions)
     assert tokens["sentence_ids"].shape[0] == 3  # "No mass." once, two composition sentences
     with torch.no_grad():
+        states = model.text(tokens)[1]
         out = model.encode_text(tokens)["sentences"]
         alone = model.encode_sentences(["No mass.", "Fatty breast."])["sentence_local"]
-    assert torch.allclose(out[0, 0], out[2, 0]) and torch.allclose(out[1, 0], alone[0], atol=1e-5)
+    # one encoding shared: the separator states are the same bits (the linear head after it
+    # may round rows at different batch positions differently, so compare before it)
+    assert torch.equal(states[0, 0], states[2, 0]) and torch.equal(states[0, 0], states[1, 0])
+    assert torch.allclose(out[1, 0], alone[0], atol=1e-5)
     assert torch.allclose(out[1, 1], alone[1], atol=1e-5)
 
 
