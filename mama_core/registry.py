@@ -267,7 +267,6 @@ class Registry:
         sweep_orphans(self.root, ".staging")
 
 
-
 def _remove_tree(path: Path) -> None:
     def make_writable(func, p, _exc_info):  # read-only files block removal on Windows
         os.chmod(p, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
@@ -284,9 +283,8 @@ def sweep_orphans(folder: Path, prefix: str, spare_own: bool = False) -> None:
         if not entry.is_dir() or not match:
             continue
         pid = int(match.group(1))
-        if pid == os.getpid() and spare_own:
-            continue
-        if pid == os.getpid() or not _process_alive(pid):
+        gone = not spare_own if pid == os.getpid() else not _process_alive(pid)
+        if gone:
             _remove_tree(entry)
 
 

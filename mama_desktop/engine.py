@@ -97,7 +97,7 @@ def build_index(folder: Path, predictor: Any, stop: Any = None) -> Iterator[Any]
     return _build(folder, predictor, name=index_name(folder), stop=stop)
 
 
-def search(text: str, predictor: Any, folder: Path, top_k: int = 10, local_weight: float = 0.5) -> list[Any]:
+def search(text: str, predictor: Any, folder: Path, top_k: int, local_weight: float) -> list[Any]:
     from mama_core.inference.index import search as _search
 
     return list(_search(text, predictor, name=index_name(folder), top_k=top_k, local_weight=local_weight))

@@ -31,7 +31,8 @@ from .state import AppState
 from .workers import TaskRunner
 
 
-# (label, share of the local score); the first is the engine's default
+# (label, share of the local score); the first is mama_core's DEFAULT_LOCAL_WEIGHT (not
+# imported here: it would load torch when the window is built)
 RANKINGS = (("Whole image and where seen", 0.5), ("Where the finding is seen", 1.0), ("Whole image", 0.0))
 
 
@@ -57,7 +58,7 @@ class SearchController(QObject):
         self._busy = False
         state.folderChanged.connect(lambda _f: self.results.emit("", []))
 
-    def search(self, text: str, local_weight: float = 0.5) -> bool:
+    def search(self, text: str, local_weight: float) -> bool:
         text = text.strip()
         folder, predictor = self.state.folder, self.state.predictor
         if not text or folder is None or predictor is None or self._busy:

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="active", help="'demo', 'active' (default) or a model directory")
     parser.add_argument("--device", default=None)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the index with this model first if it was built with another")
-    parser.add_argument("--local-weight", type=float, default=0.5, metavar="W",
+    # default None, resolved in run(): the engine (and torch) load only when the command runs
+    parser.add_argument("--local-weight", type=float, default=None, metavar="W",
                         help="share of the sentence-to-patch (local) score in the ranking, 0-1 (default 0.5; "
                              "1 ranks by where a finding is seen, see docs/inference.md)")
 
@@ -39,10 +40,12 @@ def _rebuild_if_asked(args, predictor) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mama_core.inference import Predictor, search
+    from mama_core.inference.index import DEFAULT_LOCAL_WEIGHT
 
+    weight = DEFAULT_LOCAL_WEIGHT if args.local_weight is None else args.local_weight
     predictor = Predictor.load(args.model, device=args.device)
     _rebuild_if_asked(args, predictor)
-    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=args.local_weight)
+    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=weight)
     if args.json:
         print_json({"query": args.text, "index": args.index, "model": predictor.name, "hits": [h.to_json() for h in hits]})
         return 0

@@ -15,7 +15,7 @@ path, size or mtime changed; files gone from the folder leave the index.
 Scoring of a query (docs/inference.md): per view v,
     global_v = cos(text_global, image_global_v)                        (paper eq. (2) space)
     local_v  = max over content patches p of cos(sentence_local, patch_p)  (SLA, eq. (3))
-    score_v  = (1 - w) * global_v + w * local_v        (w = local_weight, default 0.5)
+    score_v  = (1 - w) * global_v + w * local_v        (w = local_weight, DEFAULT_LOCAL_WEIGHT)
 and per study: global = max_v global_v, local = max_v local_v, score = max_v score_v, and
 best_view = argmax_v score_v.
 """
@@ -251,8 +251,11 @@ def _view_scores(t_global: np.ndarray, t_local: np.ndarray, feats: dict) -> tupl
     return g, loc
 
 
+DEFAULT_LOCAL_WEIGHT = 0.5  # an even share of the global and the local score
+
+
 def search(text: str, predictor: Any, name: str | None = None, top_k: int = 10,
-           local_weight: float = 0.5) -> list[SearchHit]:
+           local_weight: float = DEFAULT_LOCAL_WEIGHT) -> list[SearchHit]:
     """Studies of index `name` ranked by similarity to `text` (see module docstring);
     `local_weight` in [0, 1] is the share of the SLA (sentence-to-patch) score."""
     if not text.strip():

@@ -225,15 +225,11 @@ class TextEncoder(nn.Module):
         sentence_mask [B,S] (bool). split=False treats each string as one sentence."""
         sentence_ids = self._sentence_ids(list(captions), split)
         rows = [self._assemble(s) for s in sentence_ids]
-        length = max(len(ids) for ids, _ in rows)
         n_sent = max(len(pos) for _, pos in rows)
-        input_ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), length), dtype=torch.long)
+        input_ids, attention = self._pad([ids for ids, _ in rows])
         positions = torch.zeros((len(rows), n_sent), dtype=torch.long)
         mask = torch.zeros((len(rows), n_sent), dtype=torch.bool)
-        for b, (ids, pos) in enumerate(rows):
-            input_ids[b, :len(ids)] = torch.tensor(ids)
-            attention[b, :len(ids)] = 1
+        for b, (_, pos) in enumerate(rows):
             positions[b, :len(pos)] = torch.tensor(pos)
             mask[b, :len(pos)] = True
         tokens = {"input_ids": input_ids, "attention_mask": attention,
@@ -241,6 +237,15 @@ class TextEncoder(nn.Module):
         if split and self.cfg.isolate_sentences:
             tokens.update(self._isolated(sentence_ids, [len(pos) for _, pos in rows], n_sent))
         return tokens
+
+    def _pad(self, seqs: list) -> tuple[Tensor, Tensor]:
+        """Right-padded ids [N, L] and attention mask [N, L] of the token sequences."""
+        ids = torch.full((len(seqs), max(map(len, seqs))), self.pad_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        for i, seq in enumerate(seqs):
+            ids[i, :len(seq)] = torch.tensor(seq)
+            attention[i, :len(seq)] = 1
+        return ids, attention
 
     def _isolated(self, sentence_ids: list[list[list[int]]], kept: list[int], n_sent: int) -> dict[str, Tensor]:
         """Each distinct kept sentence once as its own sequence `prefix s SEP` [U, Ls]; for every
@@ -255,11 +260,7 @@ class TextEncoder(nn.Module):
                 seq = tuple(self.prefix_ids + sent[:room] + [self.sep_id])
                 index.append(rows.setdefault(seq, len(rows)))
                 slots.append(b * n_sent + k)
-        ids = torch.full((len(rows), max(map(len, rows))), self.pad_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        for seq, i in rows.items():
-            ids[i, :len(seq)] = torch.tensor(seq)
-            attention[i, :len(seq)] = 1
+        ids, attention = self._pad(list(rows))  # dicts keep insertion order: row i is index i
         return {"sentence_ids": ids, "sentence_attention": attention,
                 "sentence_index": torch.tensor(index), "sentence_slots": torch.tensor(slots)}
 
