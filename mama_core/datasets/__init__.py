@@ -19,7 +19,6 @@ from mama_core.datasets.base import (
     DatasetInfo,
     Lesion,
     canonical_lesions,
-    file_key,
 )
 from mama_core.datasets.cbis_ddsm import CbisDdsm
 from mama_core.datasets.cmmd import Cmmd
@@ -92,7 +91,7 @@ def _cached_detection(folder: Path) -> Detection | None:
 def dataset_of(path: str | Path) -> Detection | None:
     """The dataset root holding the image at `path`: of the folders above it (up to
     ROOT_SEARCH_DEPTH) the best-scoring one, nearest on a tie. Cached per folder."""
-    start = file_key(path).parent
+    start = Path(path).absolute().parent  # not resolved: a dataset may reach its files by links
     best: Detection | None = None
     for folder in [start, *start.parents][:ROOT_SEARCH_DEPTH]:
         found = _cached_detection(folder)

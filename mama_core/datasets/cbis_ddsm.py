@@ -150,7 +150,7 @@ def _scan(root: Path) -> tuple[dict[str, Path], dict[str, list[Path]]]:
 
 def _dicom_files(root: Path) -> list[Path]:
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found += [Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(".dcm") and not f.startswith(".")]
     return found
@@ -184,7 +184,26 @@ def _looks_like_root(folder: Path) -> float:
         return 1.0
     if any(SUBJECT.match(n) for n in names) or "CBIS-DDSM" in names:
         return 0.9
-    return 0.0
+    sample = _first_dicom(folder)  # files copied out of their folders keep the Subject ID as PatientID
+    return 0.8 if sample is not None and _header_subject(sample) is not None else 0.0
+
+
+def _first_dicom(folder: Path, depth: int = 2) -> Path | None:
+    """The first `.dcm` file (sorted) in `folder` or up to `depth - 1` levels below it."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.is_file() and entry.name.lower().endswith(".dcm") and not entry.name.startswith("."):
+            return Path(entry.path)
+    if depth > 1:
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith("."):
+                found = _first_dicom(Path(entry.path), depth - 1)
+                if found is not None:
+                    return found
+    return None
 
 
 class CbisDdsm(DatasetAdapter):
