@@ -16,6 +16,7 @@ import plistlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from xml.parsers.expat import ExpatError
 
 from mama_core.data.records import ImageRecord, parse_cell
 from mama_core.data.tables import Row, iter_rows, sniff_delimiter
@@ -76,7 +77,7 @@ def read_rois(xml_path: Path) -> list[Lesion]:
     try:
         with open(xml_path, "rb") as handle:
             document = plistlib.load(handle)
-    except (plistlib.InvalidFileException, ValueError, OSError) as exc:
+    except (plistlib.InvalidFileException, ExpatError, ValueError, OSError) as exc:
         raise DataError(f"not a readable ROI property list ({type(exc).__name__}: {exc})", path=xml_path) from exc
     lesions = []
     for image in document.get("Images", []) if isinstance(document, dict) else []:
