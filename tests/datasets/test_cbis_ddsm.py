@@ -44,7 +44,13 @@ def _fresh_caches():
 
 @pytest.fixture
 def cbis(tmp_path: Path) -> Path:
-    root = tmp_path / "cbis"
+    return make_cbis_tree(tmp_path / "cbis")
+
+
+def make_cbis_tree(root: Path) -> Path:
+    """Two CSVs in the exact TCIA headers and an NBIA tree: P_00001 LEFT CC with a mass mask on
+    the image grid, LEFT MLO without a mask on disk, P_00038 RIGHT CC (chest wall stored on the
+    right) with a calcification mask at half resolution."""
     write_csv(root / "mass_case_description_train_set.csv", MASS_HEADER.split(","), [
         mass_row("P_00001", "LEFT", "CC", 1, "IRREGULAR-ARCHITECTURAL_DISTORTION", 4, "MALIGNANT"),
         mass_row("P_00001", "LEFT", "MLO", 1, "IRREGULAR", 4, "MALIGNANT"),
