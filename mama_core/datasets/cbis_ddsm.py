@@ -104,16 +104,21 @@ def read_cases(folder: Path) -> dict[str, _Case]:
         for row in iter_rows(csv_path, REQUIRED, OPTIONAL):
             subject = _subject(row, kind.lower(), split.lower())
             _add_row(cases[subject], row, csv_path)
-            cases[subject].abnormalities.append(_abnormality(row, subject))
+            cases[subject].abnormalities.append(_abnormality(row, subject, csv_path))
     return dict(cases)
 
 
-def _abnormality(row, subject: str) -> _Abnormality:
+def _abnormality(row, subject: str, path: Path) -> _Abnormality:
     lesion_kind = "mass" if row.get("abnormality type").lower() == "mass" else "calcification"
     details = [row.get(c) for c in ("mass shape", "mass margins", "calc type", "calc distribution")
                if row.get(c) and row.get(c).upper() not in ("NA", "N/A")]
     label = " ".join([row.get("abnormality type"), row.get("pathology"), *details])
-    return _Abnormality(subject, int(row.get("abnormality id") or 1), lesion_kind, label)
+    try:
+        number = int(float(row.get("abnormality id") or 1))
+    except ValueError as exc:
+        raise DataError(f"abnormality id={row.get('abnormality id')!r} is not a number (row {row.line})",
+                        path=path, field="abnormality id") from exc
+    return _Abnormality(subject, number, lesion_kind, label)
 
 
 def _add_row(case: _Case, row, path: Path) -> None:

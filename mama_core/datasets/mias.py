@@ -70,7 +70,7 @@ def read_info(path: Path) -> dict[str, _Entry]:
         elif severity in _SEVERITY:
             entry.cancer = max(entry.cancer or 0, _SEVERITY[severity])
         numbers = [_number(c) for c in cells[4:7]]
-        if kind in _KINDS and len(numbers) == 3 and None not in numbers:
+        if kind in _KINDS and len(numbers) == 3 and None not in numbers and numbers[2] > 0:
             entry.circles.append((kind, severity, *numbers))
     return dict(entries)
 
