@@ -92,6 +92,12 @@ def clear_override(path: Path) -> None:
         _save(table)
 
 
+def check_overrides() -> None:
+    """Raise `ConfigError` naming the overrides file when it is damaged (callers scanning a
+    folder check once up front, so one bad file is not reported against every image)."""
+    _load()
+
+
 def get_override(path: Path) -> tuple[str | None, str | None] | None:
     """(laterality, view) set by hand for `path`, or None."""
     entry = _load().get(_key(path))

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 
 from mama_core.dicom import fields
 from mama_core.dicom.io import read_dataset
+from mama_core.dicom.overrides import check_overrides
 from mama_core.dicom.placement import Decision, not_a_2d_mammogram, place_dataset, place_file_name
 from mama_core.dicom.types import STANDARD_KEYS, Study
 from mama_core.errors import DicomError, MamaError
@@ -95,6 +96,8 @@ def _summarise_header(path: Path) -> _Entry:
         # records where it lies and seeks past it, and `read_dataset` checks it fits in the
         # file. Compressed data (undefined length) would have to be read through: skipped.
         read_dataset(path, specific_tags=["PixelData"], defer_size=_DEFER_BYTES)
+    elif _is_encapsulated(ds) and not _ends_with_delimiter(path):
+        raise DicomError("truncated file: compressed pixel data has no end (sequence delimiter missing)", path)
     note_patient(ds)
     reason = not_a_2d_mammogram(ds) or _cbis_roi(ds)
     if reason:
@@ -126,6 +129,34 @@ def _is_native(ds: Dataset) -> bool:
         return bool(uid is not None and uid.is_transfer_syntax and not (uid.is_encapsulated or uid.is_deflated))
     except (AttributeError, ValueError):
         return False
+
+
+def _is_encapsulated(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    try:
+        return bool(uid is not None and uid.is_transfer_syntax and uid.is_encapsulated)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _ends_with_delimiter(path: Path) -> bool:
+    """Encapsulated pixel data ends with the Sequence Delimitation Item (FFFE,E0DD) of
+    length 0 (PS3.5 A.4), normally the file's last 8 bytes; a Data Set Trailing Padding
+    element may follow, so the file's tail is searched. This catches a file cut inside its
+    compressed pixels without decoding them."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - _TAIL_BYTES))
+            tail = fh.read()
+    except OSError:
+        return False
+    return any(d in tail for d in _DELIMITERS)
+
+
+_TAIL_BYTES = 65536
+_DELIMITERS = (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00")
 
 
 def _entry(path: Path, ds: Dataset) -> _Entry:
@@ -169,6 +200,7 @@ def find_studies(folder: str | Path, report: SkipReport | None = None) -> list[S
     root = Path(folder)
     if not root.is_dir():
         raise DicomError("not a folder" if root.exists() else "folder not found", root)
+    check_overrides()
     entries: list[_Entry] = []
     unreadable: SkipReport = []
     for path in _candidate_files(root):
@@ -176,7 +208,7 @@ def find_studies(folder: str | Path, report: SkipReport | None = None) -> list[S
         entry = _scan_one(path, report, unreadable)
         if entry is not None:
             entries.append(entry)
-    groups = _merge_singletons(_by_group(entries))
+    groups = _merge_singletons(_join_nameless_files(_by_group(entries)))
     studies = [_build_study(uid, rule, group) for uid, rule, group in _unique_uids(groups)]
     _attach_unreadable(studies, unreadable)
     link_priors(studies)
@@ -232,6 +264,19 @@ def _by_group(entries: list[_Entry]) -> dict[GroupKey, _Group]:
     for entry in entries:
         group = groups.setdefault(entry.group, _Group(entry.group_uid, entry.group_rule, []))
         group.entries.append(entry)
+    return groups
+
+
+def _join_nameless_files(groups: dict[GroupKey, _Group]) -> dict[GroupKey, _Group]:
+    """Image files whose names give no side or view (exam '') join the one exam of their
+    folder when there is exactly one, so they show in that study's unplaced strip."""
+    exams: dict[str, list[GroupKey]] = defaultdict(list)
+    for key in groups:
+        if key[0] == "file" and key[2]:
+            exams[key[1]].append(key)
+    for key in [k for k in groups if k[0] == "file" and not k[2]]:
+        if len(exams.get(key[1], ())) == 1:
+            groups[exams[key[1]][0]].entries.extend(groups.pop(key).entries)
     return groups
 
 

@@ -95,7 +95,10 @@ def file_exam(path) -> FileExam:
     if cbis is not None:
         patient = cbis.group("patient").upper()
         return FileExam((folder, patient), patient, patient, "patient (CBIS-DDSM file name)")
-    exam = parse_name(p.stem).exam
+    parts = parse_name(p.stem)
+    # A name that says nothing about side or view ('scan017.png') names no exam either:
+    # such files join their folder's study (see find_studies), shown as unplaced.
+    exam = parts.exam if parts.token else ""
     uid = f"{p.parent.name}_{exam}" if exam else (p.parent.name or "images")
     rule = "folder + file name exam number" if exam else "folder"
     return FileExam((folder, exam), uid, None, rule)

@@ -113,11 +113,22 @@ def _decode_pillow(p: Path) -> np.ndarray:
 
 
 def _decode_tiff(p: Path) -> np.ndarray:
+    """tifffile first (16-bit, float, tiled); Pillow when tifffile lacks the codec (LZW and
+    deflate need the optional imagecodecs package, which Pillow does not)."""
     import tifffile
 
     with tifffile.TiffFile(p) as tif:
         _check_size(p, tuple(tif.pages[0].shape))
-        return tif.pages[0].asarray()
+        try:
+            return tif.pages[0].asarray()
+        except Exception as exc:  # a codec tifffile cannot run here (or corrupt strips)
+            first_error = exc
+    try:
+        return _decode_pillow(p)
+    except Exception:
+        raise ImageFileError(
+            f"pixel data could not be decoded ({type(first_error).__name__}: {first_error})", p
+        ) from first_error
 
 
 def _grey(raw: np.ndarray, p: Path) -> np.ndarray:
