@@ -12,10 +12,10 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from mama_core.data import load_records
-from mama_core.datasets import clear_cache, detect_dataset, lesions_for_image
+from mama_core.datasets import canonical_lesions, clear_cache, detect_dataset, lesions_for_image
 from mama_core.datasets.inbreast import read_rois
 from mama_core.errors import DataError
-from tests.datasets.helpers import write_csv, write_dicom
+from tests.datasets.helpers import breast_image, write_csv, write_dicom
 
 
 @pytest.fixture(autouse=True)
@@ -238,3 +238,13 @@ def test_mini_mias(tmp_path):
     assert circle.box == (535 - 197.0, 599 - 197.0, 535 + 197.0, 599 + 197.0)
     assert len(lesions_for_image(tmp_path / "mdb005.pgm")) == 2
     assert lesions_for_image(tmp_path / "mdb003.pgm") == []
+
+
+def test_mini_mias_circle_in_the_displayed_frame(tmp_path):
+    """A right breast stored with its chest wall on the right: read_image mirrors the PGM and
+    the circle moves with it."""
+    (tmp_path / "Info.txt").write_text(MIAS_INFO)
+    Image.fromarray((breast_image(1024, 1024, chest_wall_left=False) // 16).astype(np.uint8)).save(tmp_path / "mdb001.pgm")
+    (stored,) = lesions_for_image(tmp_path / "mdb001.pgm")
+    (shown,) = canonical_lesions(tmp_path / "mdb001.pgm", [stored])
+    assert shown.circle == (1024 - 535.0, 599.0, 197.0) and shown.box[0] == 1024 - 535.0 - 197.0
