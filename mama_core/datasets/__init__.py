@@ -93,7 +93,10 @@ def dataset_of(path: str | Path) -> Detection | None:
     ROOT_SEARCH_DEPTH) the best-scoring one, nearest on a tie. Cached per folder."""
     start = Path(path).absolute().parent  # not resolved: a dataset may reach its files by links
     best: Detection | None = None
+    stop = {Path(start.anchor), Path.home()}  # never a dataset root, and costly to probe
     for folder in [start, *start.parents][:ROOT_SEARCH_DEPTH]:
+        if folder in stop:
+            break
         found = _cached_detection(folder)
         if found is not None and (best is None or found.score > best.score):
             best = found

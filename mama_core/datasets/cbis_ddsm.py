@@ -193,8 +193,11 @@ def _looks_like_root(folder: Path) -> float:
     return 0.8 if sample is not None and _header_subject(sample) is not None else 0.0
 
 
+_PROBE_SUBFOLDERS = 16  # detection stays cheap in a folder with many subfolders (a home folder)
+
+
 def _first_dicom(folder: Path, depth: int = 2) -> Path | None:
-    """The first `.dcm` file (sorted) in `folder` or up to `depth - 1` levels below it."""
+    """The first `.dcm` file (sorted) in `folder` or in its first few subfolders."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -203,11 +206,11 @@ def _first_dicom(folder: Path, depth: int = 2) -> Path | None:
         if entry.is_file() and entry.name.lower().endswith(".dcm") and not entry.name.startswith("."):
             return Path(entry.path)
     if depth > 1:
-        for entry in entries:
-            if entry.is_dir() and not entry.name.startswith("."):
-                found = _first_dicom(Path(entry.path), depth - 1)
-                if found is not None:
-                    return found
+        folders = [e for e in entries if not e.name.startswith(".") and e.is_dir()]
+        for entry in folders[:_PROBE_SUBFOLDERS]:
+            found = _first_dicom(Path(entry.path), depth - 1)
+            if found is not None:
+                return found
     return None
 
 
