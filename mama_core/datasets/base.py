@@ -9,14 +9,12 @@ outline drawn over the displayed image, or a map maximum tested against a box, u
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mama_core.data.records import ImageRecord
 from mama_core.errors import DataError
 
-log = logging.getLogger(__name__)
 
 # The lesion kinds adapters map their own vocabularies onto (docs/datasets.md).
 LESION_KINDS = ("mass", "calcification", "asymmetry", "distortion", "other")

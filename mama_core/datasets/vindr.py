@@ -10,7 +10,6 @@ VinDr has no pathology, so `cancer` stays unknown, and no patient id: the study 
 from __future__ import annotations
 
 import ast
-import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from mama_core.data.tables import Row, iter_rows
 from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, clip_box, file_key, require_folder
 from mama_core.errors import DataError
 
-log = logging.getLogger(__name__)
 
 BREAST_CSV = "breast-level_annotations.csv"
 FINDING_CSV = "finding_annotations.csv"

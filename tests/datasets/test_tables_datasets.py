@@ -149,7 +149,6 @@ def test_cmmd_semicolon_export_and_bad_label(tmp_path):
 
 
 def test_cmmd_xlsx_needs_openpyxl(tmp_path):
-    pytest.importorskip("pytest")
     try:
         import openpyxl  # noqa: F401
     except ImportError:
