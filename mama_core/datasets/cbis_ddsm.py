@@ -24,7 +24,7 @@ import numpy as np
 
 from mama_core.data.records import ImageRecord, parse_cell
 from mama_core.data.tables import iter_rows
-from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, file_key, require_folder
+from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, require_folder
 from mama_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class _Index:
     full: dict[str, Path]  # Subject ID -> full-mammogram file
     rois: dict[str, list[Path]]  # '<Subject>_<n>' -> crop and mask files
     cases: dict[str, _Case]  # Subject ID -> CSV facts
-    lesion_cache: dict[Path, list[Lesion]] = field(default_factory=dict)
+    lesion_cache: dict[str, list[Lesion]] = field(default_factory=dict)  # by Subject ID
 
 
 def _codes(value: str, table: dict[str, str]) -> list[str]:
@@ -161,7 +161,7 @@ def _dicom_files(root: Path) -> list[Path]:
     return found
 
 
-def _subject_of(path: Path, root: Path) -> str | None:
+def _subject_of(path: Path, root: Path | str) -> str | None:
     for parent in path.relative_to(root).parents:
         if parent.name and SUBJECT.match(parent.name):
             return parent.name
@@ -229,7 +229,7 @@ class CbisDdsm(DatasetAdapter):
         return _looks_like_root(folder)
 
     def _index(self, folder: Path) -> _Index:
-        key = file_key(folder)
+        key = Path(folder).absolute()  # cheap: looked up on every lesions() call
         if key not in self._cache:
             full, rois = _scan(folder)
             self._cache[key] = _Index(full=full, rois=rois, cases=read_cases(folder))
@@ -270,14 +270,15 @@ class CbisDdsm(DatasetAdapter):
 
     def lesions(self, folder: Path, image: Path) -> list[Lesion]:
         index = self._index(require_folder(folder))
-        key = file_key(image)
-        if key not in index.lesion_cache:
-            subject = next((s for s, p in index.full.items() if file_key(p) == key), None)
-            case = index.cases.get(subject) if subject else None
+        subject = _subject_of(Path(image).absolute(), Path(image).absolute().anchor)
+        if subject is None or subject not in index.full:
+            return []
+        if subject not in index.lesion_cache:
+            case = index.cases.get(subject)
             found = [] if case is None else [les for a in case.abnormalities
                                              if (les := _mask_lesion(a, index.rois.get(f"{subject}_{a.number}", []), image))]
-            index.lesion_cache[key] = found
-        return index.lesion_cache[key]
+            index.lesion_cache[subject] = found
+        return index.lesion_cache[subject]
 
 
 def _mask_lesion(abnormality: _Abnormality, files: list[Path], image: Path) -> Lesion | None:

@@ -92,7 +92,7 @@ class Embed(DatasetAdapter):
         return load_embed(tables.metadata, tables.clinical, image_root=folder)
 
     def _all(self, folder: Path) -> dict[Path, list[Lesion]]:
-        key = file_key(folder)
+        key = Path(folder).absolute()  # cheap: looked up on every lesions() call
         if key not in self._cache:
             if (folder / GROUND_TRUTH).is_file():
                 self._cache[key] = _truth_lesions(folder)

@@ -133,7 +133,7 @@ class INbreast(DatasetAdapter):
         return [_record(image, rows.get(file_id), table) for file_id, image in images.items()]
 
     def _all(self, folder: Path) -> dict[Path, list[Lesion]]:
-        key = file_key(folder)
+        key = Path(folder).absolute()  # cheap: looked up on every lesions() call
         if key not in self._cache:
             found = {}
             for file_id, image in _dicoms(folder).items():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mama_core.data.records import ImageRecord
-from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, box_around, file_key, require_folder
+from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, box_around, require_folder
 from mama_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class MiniMias(DatasetAdapter):
         return 0.7 if any(folder.glob("mdb[0-9][0-9][0-9].pgm")) else 0.0
 
     def _entries(self, folder: Path) -> dict[str, _Entry]:
-        key = file_key(folder)
+        key = Path(folder).absolute()  # cheap: looked up on every lesions() call
         if key not in self._cache:
             info = find_info(folder)
             self._cache[key] = read_info(info) if info is not None else {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mama_core.data.records import ImageRecord, parse_cell
 from mama_core.data.tables import Row, iter_rows
-from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, clip_box, file_key, require_folder
+from mama_core.datasets.base import DatasetAdapter, DatasetInfo, Lesion, clip_box, require_folder
 from mama_core.errors import DataError
 
 
@@ -35,7 +35,7 @@ _KINDS = {
 @dataclass
 class _Tables:
     rows: dict[str, Row]  # image_id -> breast-level row
-    boxes: dict[Path, list[Lesion]]
+    boxes: dict[str, list[Lesion]]  # image_id -> its findings (the file name is <image_id>.dicom)
     paths: dict[str, Path]
 
 
@@ -90,11 +90,11 @@ class VinDrMammo(DatasetAdapter):
         return 1.0 if (folder / FINDING_CSV).is_file() or (folder / BREAST_CSV).is_file() else 0.0
 
     def _read(self, folder: Path) -> _Tables:
-        key = file_key(folder)
+        key = Path(folder).absolute()  # cheap: looked up on every lesions() call
         if key in self._cache:
             return self._cache[key]
         rows: dict[str, Row] = {}
-        boxes: dict[Path, list[Lesion]] = defaultdict(list)
+        boxes: dict[str, list[Lesion]] = defaultdict(list)
         paths: dict[str, Path] = {}
         breast, finding = folder / BREAST_CSV, folder / FINDING_CSV
         if breast.is_file():
@@ -104,9 +104,7 @@ class VinDrMammo(DatasetAdapter):
             for row in iter_rows(finding, IMAGE_COLUMNS, (*LABEL_COLUMNS, *BOX_COLUMNS)):
                 image_id = row.get("image_id")
                 rows.setdefault(image_id, row)  # a finding-only download still lists every image
-                path = folder / "images" / row.get("study_id") / f"{image_id}.dicom"
-                paths.setdefault(image_id, path)
-                boxes[file_key(path)] += _lesions(row, finding)
+                boxes[image_id] += _lesions(row, finding)
         if not rows:
             raise DataError(f"no rows in {BREAST_CSV} / {FINDING_CSV}", path=folder)
         for image_id, row in rows.items():
@@ -122,10 +120,10 @@ class VinDrMammo(DatasetAdapter):
 
     def annotated_images(self, folder: Path) -> list[Path]:
         tables = self._read(require_folder(folder))
-        return [p for p in tables.paths.values() if tables.boxes.get(file_key(p))]
+        return [tables.paths[image_id] for image_id, found in tables.boxes.items() if found]
 
     def lesions(self, folder: Path, image: Path) -> list[Lesion]:
-        return list(self._read(require_folder(folder)).boxes.get(file_key(image), []))
+        return list(self._read(require_folder(folder)).boxes.get(Path(image).stem, []))
 
 
 def _record(row: Row, path: Path, table: Path) -> ImageRecord:
