@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mama_core.datasets import Lesion, detect_dataset
-from mama_core.errors import DataError
+from mama_core.errors import DataError, MamaError
 
 MASS_SENTENCE = "A mass is present in the breast."
 
@@ -30,6 +30,7 @@ class PointingResult:
     views: int = 0
     hits: int = 0
     details: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # annotated images that could not be read
 
     @property
     def hit_rate(self) -> float:
@@ -80,7 +81,11 @@ def pointing_game(predictor: Any, folder: str | Path, sentence: str = MASS_SENTE
         lesions = [les for les in truth.lesions if lesion_type in ("any", les.kind)]
         if not lesions:
             continue
-        image = read_image(truth.path)
+        try:
+            image = read_image(truth.path)
+        except MamaError as exc:  # one unreadable file is reported, the others still count
+            result.skipped.append({"path": _relative(truth.path, folder), "reason": exc.reason})
+            continue
         height, width = image.pixels.shape
         boxes = [les.to_canonical(width, image.flipped) for les in lesions]
         maps = predictor.similarity_maps(str(truth.path), [sentence])

@@ -15,7 +15,7 @@ from mama_core.dicom import read_image
 from mama_core.errors import DataError
 from mama_core.evaluation.localization import load_ground_truth, pointing_game
 from mama_core.synthetic import generate_studies
-from tests.datasets.helpers import write_csv
+from tests.datasets.helpers import write_csv, write_dicom
 from tests.datasets.test_cbis_ddsm import make_cbis_tree
 
 
@@ -129,3 +129,22 @@ def test_datasets_command(tmp_path, capsys):
     assert (doc["detected"], doc["images"], doc["annotated_images"], doc["labelled"]["cancer"]) == ("mini-mias", 1, 1, 1)
     assert main(["datasets", str(tmp_path / "nothing")]) == 0
     assert "not a supported dataset" in capsys.readouterr().out
+
+
+def test_unreadable_annotated_image_is_skipped(tmp_path):
+    """An annotated image whose pixels are cut off is reported; the other images still count."""
+    import csv
+
+    from tests.datasets.test_cbis_ddsm import mass_row
+
+    root = make_cbis_tree(tmp_path / "cbis")
+    with open(root / "mass_case_description_train_set.csv", "a", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerow(mass_row("P_00002", "RIGHT", "CC", 1, "OVAL", 3, "BENIGN"))
+    broken = write_dicom(root / "CBIS-DDSM/Mass-Training_P_00002_RIGHT_CC/a/b/1-1.dcm", np.ones((64, 48), np.uint16))
+    broken.write_bytes(broken.read_bytes()[:-2000])  # header intact, pixel data truncated
+    mask = next(root.rglob("Mass-Training_P_00001_LEFT_CC_1/*/*/1-2.dcm"))
+    (root / "CBIS-DDSM/Mass-Training_P_00002_RIGHT_CC_1").mkdir()
+    (root / "CBIS-DDSM/Mass-Training_P_00002_RIGHT_CC_1/1-1.dcm").write_bytes(mask.read_bytes())
+    result = pointing_game(PeakPredictor("lesion"), root)
+    assert (result.views, result.hits) == (1, 1)
+    assert [s["path"].split("/")[1] for s in result.skipped] == ["Mass-Training_P_00002_RIGHT_CC"]
