@@ -1,4 +1,4 @@
-"""EMBED tables -> ImageRecords (DESIGN §1 "Data formats read" (b)).
+"""EMBED tables -> ImageRecords (docs/datasets.md "EMBED").
 
 EMBED ships two tables: `metadata` (one row per DICOM image) and `clinical` (one row per
 finding of an exam, with its side and BI-RADS assessment).  They join on `acc_anon`.
