@@ -51,6 +51,7 @@ def _load_table(path: Path) -> list[ImageRecord]:
     if "path" in header:
         return load_generic(path)
     raise DataError(
-        "not a known table: expected RSNA columns (" + ", ".join(RSNA_REQUIRED) + ") or a generic 'path' column",
+        "not a known table: expected RSNA columns (" + ", ".join(RSNA_REQUIRED) + ") or a generic 'path' column; "
+        "for a public dataset give its folder, not one of its tables (`mama datasets` lists the layouts)",
         path=path,
     )
