@@ -1,4 +1,4 @@
-"""EMBED tables -> ImageRecords (DESIGN §1 "Data formats read" (b)).
+"""EMBED tables -> ImageRecords (docs/datasets.md "EMBED").
 
 EMBED ships two tables: `metadata` (one row per DICOM image) and `clinical` (one row per
 finding of an exam, with its side and BI-RADS assessment).  They join on `acc_anon`.
@@ -12,6 +12,7 @@ Rules implemented here:
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -197,3 +198,42 @@ class PathResolver:
         if self.misses == self.give_up_after and self.drop is None:
             log.warning("image paths not found under %s; keeping them as written", self.root)
         return path
+
+
+def parse_roi_coords(raw: str, path: Path, line: int) -> list[tuple[float, float, float, float]]:
+    """EMBED `ROI_coords` -> boxes as (x0, y0, x1, y1).
+
+    The cell is a Python tuple literal of 4-tuples written row first, `((ymin, xmin, ymax,
+    xmax),)`; `()` or an empty cell means no ROI."""
+    if is_missing(raw) or not raw.strip():
+        return []
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError) as exc:
+        raise DataError(f"ROI_coords={raw!r} is not a tuple of (ymin, xmin, ymax, xmax) (row {line})", path=path) from exc
+    if value and not isinstance(value[0], (tuple, list)):
+        value = (value,)  # a single ROI written without the outer tuple
+    boxes = []
+    for roi in value:
+        if len(roi) != 4:
+            raise DataError(f"ROI_coords={raw!r}: an ROI needs 4 numbers (row {line})", path=path)
+        ymin, xmin, ymax, xmax = (float(v) for v in roi)
+        boxes.append((min(xmin, xmax), min(ymin, ymax), max(xmin, xmax), max(ymin, ymax)))
+    return boxes
+
+
+def read_roi_boxes(metadata_csv: str | Path, image_root: str | Path | None = None) -> dict[Path, list[tuple[float, float, float, float]]]:
+    """Image path -> its `ROI_coords` boxes, for the 2D images that have any (paths resolved
+    like `load_embed` resolves them). Empty when the table has no ROI_coords column."""
+    metadata_csv = Path(metadata_csv)
+    if "ROI_coords" not in read_header(metadata_csv):
+        return {}
+    resolver = PathResolver(Path(image_root) if image_root is not None else metadata_csv.parent)
+    boxes: dict[Path, list[tuple[float, float, float, float]]] = {}
+    for row in iter_rows(metadata_csv, ("anon_dicom_path", "ROI_coords"), ("FinalImageType",)):
+        if row.get("FinalImageType", "2D") != "2D":
+            continue
+        found = parse_roi_coords(row.get("ROI_coords"), metadata_csv, row.line)
+        if found:
+            boxes.setdefault(resolver(row.get("anon_dicom_path")), []).extend(found)
+    return boxes

@@ -1,9 +1,10 @@
-"""RSNA Screening Mammography `train.csv` -> ImageRecords (DESIGN §1 "Data formats read" (c)).
+"""RSNA Screening Mammography `train.csv` / `test.csv` -> ImageRecords (docs/datasets.md).
 
 Kaggle layout: `train.csv` next to `train_images/<patient_id>/<image_id>.dcm`.  RSNA has
 no exam identifier (one screening exam per patient), so the study id is the patient id.
-Labels: `cancer` 0/1, `density` A-D (-> 1-4), `BIRADS` 0-2 where given; the test table
-has no `cancer` column, so it is optional.
+Labels: `cancer` 0/1, `density` A-D (-> 1-4), `BIRADS` 0-2 where given (site 2 leaves
+density blank and BIRADS 0 or blank); the test table has no `cancer` column, so it is
+optional.  Views are as written (CC, MLO, and the odd AT, LM, ML, LMO).  No lesion boxes.
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from mama_core.data.records import ImageRecord, parse_cell
-from mama_core.data.tables import Row, iter_rows
+from mama_core.data.tables import Row, iter_rows, read_header
+from mama_core.errors import DataError
 
 RSNA_REQUIRED = ("patient_id", "image_id", "laterality", "view")
 RSNA_OPTIONAL = ("cancer", "age", "density", "BIRADS")
+
+
+def find_table(folder: Path) -> Path | None:
+    """`train.csv` (labelled) or else `test.csv` of a Kaggle download, if it has RSNA columns."""
+    for name in ("train.csv", "test.csv"):
+        table = folder / name
+        if table.is_file():
+            try:
+                header = set(read_header(table))
+            except DataError:
+                continue
+            if set(RSNA_REQUIRED) <= header:
+                return table
+    return None
 
 
 def default_image_root(csv_path: Path) -> Path:

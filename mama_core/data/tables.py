@@ -34,11 +34,11 @@ class Row:
         return self.values.get(column, default)
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, delimiter: str = ",") -> list[str]:
     """The column names of a CSV file (whitespace stripped)."""
     with _open(path) as handle:
         try:
-            header = next(csv.reader(handle), None)
+            header = next(csv.reader(handle, delimiter=delimiter), None)
         except UnicodeDecodeError as exc:
             raise _not_utf8(path, None) from exc
         except csv.Error as exc:
@@ -56,21 +56,33 @@ def require_columns(path: Path, header: Iterable[str], required: Iterable[str]) 
         raise DataError(f"missing required column(s): {', '.join(missing)}", path=path)
 
 
-def iter_rows(path: Path, required: Iterable[str], optional: Iterable[str] = ()) -> Iterator[Row]:
+def iter_rows(path: Path, required: Iterable[str], optional: Iterable[str] = (), delimiter: str = ",") -> Iterator[Row]:
     """Rows of a CSV as `Row`s holding only the required + present optional columns.
 
-    The header is checked before the first row is yielded; wrong files fail at once."""
+    The header is checked before the first row is yielded; wrong files fail at once.
+    `delimiter` is ',' except for tables written the European way (INbreast.csv uses ';')."""
     required = list(required)
-    header = read_header(path)
+    header = read_header(path, delimiter)
     require_columns(path, header, required)
     wanted = [c for c in dict.fromkeys([*required, *optional]) if c in header]
     index = [(c, header.index(c)) for c in wanted]
-    return _rows(path, index, len(header))
+    return _rows(path, index, len(header), delimiter)
 
 
-def _rows(path: Path, index: list[tuple[str, int]], width: int) -> Iterator[Row]:
+def sniff_delimiter(path: Path) -> str:
+    """';' when the header line splits on it into more cells than on ',' (tables saved by a
+    spreadsheet in a locale that uses the decimal comma), else ','."""
     with _open(path) as handle:
-        reader = csv.reader(handle)
+        try:
+            first = handle.readline()
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, 1) from exc
+    return ";" if first.count(";") > first.count(",") else ","
+
+
+def _rows(path: Path, index: list[tuple[str, int]], width: int, delimiter: str = ",") -> Iterator[Row]:
+    with _open(path) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
         try:
             next(reader, None)  # header, already checked
             for cells in reader:
