@@ -5,8 +5,8 @@ abnormality, classification, subtype; one row per labelled breast).
 Side and view come from each file's header (ImageLaterality; the view only in
 ViewCodeSequence), never from the file number: `1-1` is not always CC.  Labels join on
 (ID1, side): a breast without a row is left unlabelled (loaders that call it 'normal' are
-assuming).  No lesion annotations.  The .xlsx needs `openpyxl`; a CSV export of the same
-table (',' or ';') works without it.
+assuming).  No lesion annotations.  The .xlsx is read with openpyxl; a CSV export of the same
+table (',' or ';') works too.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import openpyxl
 
 from mama_core.data.records import ImageRecord, parse_cell
 from mama_core.data.tables import Row, iter_rows, sniff_delimiter
@@ -47,11 +49,6 @@ def find_table(folder: Path) -> Path | None:
 
 def _xlsx_rows(path: Path) -> list[Row]:
     """Rows of the first sheet as `Row`s (header = first row)."""
-    try:
-        import openpyxl
-    except ImportError as exc:
-        raise DataError("reading .xlsx needs the openpyxl package; or save the table as "
-                        f"{TABLE_STEM}.csv next to it", path=path) from exc
     try:
         sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).worksheets[0]
         cells = [["" if v is None else str(v).strip() for v in row] for row in sheet.iter_rows(values_only=True)]

@@ -148,16 +148,24 @@ def test_cmmd_semicolon_export_and_bad_label(tmp_path):
         load_records(tmp_path)
 
 
-def test_cmmd_xlsx_needs_openpyxl(tmp_path):
-    try:
-        import openpyxl  # noqa: F401
-    except ImportError:
-        (tmp_path / "CMMD_clinicaldata_revision.xlsx").write_bytes(b"PK\x03\x04")
-        cmmd_image(tmp_path / "CMMD/D1-0001/a/b/1-1.dcm", "L", "399162004", "cranio-caudal")
-        with pytest.raises(DataError, match="openpyxl"):
-            load_records(tmp_path)
-    else:
-        pytest.skip("openpyxl installed: the .xlsx path is read, not refused")
+def test_cmmd_xlsx_as_distributed(tmp_path):
+    """The clinical table ships as .xlsx: read through openpyxl, same labels as the CSV."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(CMMD_HEADER.split(","))
+    book.active.append(["D2-0002", "R", 61, 2, "both", "Malignant", "Luminal B"])
+    book.save(tmp_path / "CMMD_clinicaldata_revision.xlsx")
+    cmmd_image(tmp_path / "CMMD/D2-0002/a/b/1-1.dcm", "R", "399368009", "medio-lateral oblique")
+    (record,) = load_records(tmp_path)
+    assert (record.laterality, record.view, record.cancer) == ("R", "MLO", 1)
+
+
+def test_cmmd_damaged_xlsx_is_a_clear_error(tmp_path):
+    (tmp_path / "CMMD_clinicaldata_revision.xlsx").write_bytes(b"PK\x03\x04")
+    cmmd_image(tmp_path / "CMMD/D1-0001/a/b/1-1.dcm", "L", "399162004", "cranio-caudal")
+    with pytest.raises(DataError, match="xlsx"):
+        load_records(tmp_path)
 
 
 # ---------------------------------------------------------------- INbreast
