@@ -60,6 +60,9 @@ class OptimConfig:
     max_steps: int = 40000
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
     grad_clip: float = 0.0  # max global grad norm; 0 = off (the paper does not clip)
+    # Weight decay on every trainable parameter (the released code's single AdamW group)
+    # instead of sparing biases, norms, embeddings-like tokens and temperatures (the paper).
+    decay_all: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # YAML gives a list
