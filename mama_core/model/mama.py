@@ -1,6 +1,6 @@
 """MamaModel: DINOv2 vision encoder, HF text encoder + LoRA, global and local heads.
 
-Heads (DESIGN §1): global = a linear projection to d of the mean over the encoder's output
+Heads (docs/method.md §1.5): global = a linear projection to d of the mean over the encoder's output
 tokens (image) / of the pooled caption token (text); local = a per-token two-layer MLP to d
 for patch tokens (CLS and registers removed) and for sentence (separator) states.
 """
@@ -139,7 +139,7 @@ class MamaModel(nn.Module):
         return out
 
     def tokenize(self, captions: list[str]) -> dict[str, Tensor]:
-        """Token ids with a separator after every sentence (DESIGN "Sentences for SLA")."""
+        """Token ids with a separator after every sentence (docs/method.md §1.4; §4 for the released tokenization)."""
         return self.text.tokenize(captions, split=True)
 
     def encode_text(self, tokens: dict[str, Tensor], pooling: str | None = None) -> dict[str, Tensor]:

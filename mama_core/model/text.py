@@ -1,6 +1,6 @@
 """Text encoder: any local Hugging Face model + LoRA (peft), with sentence separators for SLA.
 
-DESIGN §1 "Sentences for SLA": sentences end at '.' or ';'; a separator token closes each
+docs/method.md §1.4: sentences end at '.' or ';'; a separator token closes each
 sentence ([SEP] for the BERT family; an added special token for decoder-only models, whose
 embedding starts at the mean embedding and is trained) and the hidden state at each
 separator is that sentence's embedding.
@@ -36,7 +36,7 @@ _DECODER_TYPES = {"gpt2", "gpt_neox", "gpt_neo", "gptj", "llama", "mistral", "mi
                   "falcon", "mpt", "codegen", "biogpt", "olmo", "olmo2", "starcoder2"}
 _BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta",
                "deberta-v2", "mpnet", "camembert", "albert", "modernbert", "nomic_bert"}
-# Auto LoRA targets (DESIGN §1), first complete match wins.
+# Auto LoRA targets (docs/method.md §1.3), first complete match wins.
 _LORA_CANDIDATES = (("c_attn",), ("query", "value"), ("q_proj", "v_proj"),
                     ("query_key_value",), ("q_lin", "v_lin"))
 _SENTENCE = re.compile(r"[^.;]*[.;]|[^.;]+$")

@@ -1,4 +1,4 @@
-"""The training loop: a generator of `StepReport`s honouring a stop flag (DESIGN §5.3).
+"""The training loop: a generator of `StepReport`s honouring a stop flag.
 
 One optimiser step = `grad_accum` micro-batches of `batch_size` pairs per process. The loss
 is eq. (4) of the paper (`mama_core.losses.mama_objective`), computed on the global batch
