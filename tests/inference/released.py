@@ -60,9 +60,9 @@ def read_table() -> list[tuple[str, tuple[int, ...], str]]:
     return rows
 
 
-def build_text_model(folder: Path) -> Path:
-    """A GPT-2 LM-head folder (random init, 32 wide, 2 layers) with a byte-level BPE tokenizer
-    trained here on caption text; nothing is downloaded."""
+def build_text_model(folder: Path, width: int = 32, layers: int = 2, heads: int = TEXT_HEADS) -> Path:
+    """A GPT-2 LM-head folder (random init, 32 wide, 2 layers by default) with a byte-level BPE
+    tokenizer trained here on caption text; nothing is downloaded."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
@@ -76,14 +76,14 @@ def build_text_model(folder: Path) -> Path:
                              unk_token="<|endoftext|>")
     fast.save_pretrained(folder)
     torch.manual_seed(11)
-    cfg = GPT2Config(vocab_size=len(fast), n_embd=32, n_layer=2, n_head=TEXT_HEADS, n_positions=1024,
+    cfg = GPT2Config(vocab_size=len(fast), n_embd=width, n_layer=layers, n_head=heads, n_positions=1024,
                      bos_token_id=0, eos_token_id=0)
     GPT2LMHeadModel(cfg).save_pretrained(folder)
     return folder
 
 
-def _scaled(dims: tuple[int, ...], vocab: int) -> tuple[int, ...]:
-    return tuple(vocab + 6 if d == 28902 else SCALE.get(d, d) for d in dims)
+def _scaled(dims: tuple[int, ...], vocab: int, scale: dict[int, int]) -> tuple[int, ...]:
+    return tuple(vocab + 6 if d == 28902 else scale.get(d, d) for d in dims)
 
 
 def _value(key: str, dims: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
@@ -106,9 +106,11 @@ def _value(key: str, dims: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     return scale * torch.randn(dims, generator=g)
 
 
-def build_state(text_folder: Path, dtype: torch.dtype = torch.float32, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict with every key of the table, shapes scaled, values random except the text
-    base (= the local GPT-2 in `dtype`); wte gets 6 extra random rows."""
+def build_state(text_folder: Path, dtype: torch.dtype = torch.float32, seed: int = 0,
+                scale: dict[int, int] | None = None) -> dict[str, torch.Tensor]:
+    """A state dict with every key of the table, shapes scaled (`scale`={}: the table's own
+    shapes), values random except the text base (= the local GPT-2 in `dtype`); wte gets 6
+    extra random rows."""
     from transformers import GPT2LMHeadModel
 
     base = GPT2LMHeadModel.from_pretrained(text_folder).state_dict()
@@ -117,7 +119,7 @@ def build_state(text_folder: Path, dtype: torch.dtype = torch.float32, seed: int
     state = {}
     prefix = "text_encoder_q.model.base_model.model."
     for key, dims, _ in read_table():
-        dims = _scaled(dims, vocab)
+        dims = _scaled(dims, vocab, SCALE if scale is None else scale)
         local = key.removeprefix(prefix) if key.startswith(prefix) else None
         if local in base:
             value = base[local].clone()
@@ -173,7 +175,7 @@ def _conv_bn_head(s: dict, prefix: str, x: torch.Tensor) -> torch.Tensor:
     return bn(y, 4, False)
 
 
-def reference_image(state: dict, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_image(state: dict, pixels: torch.Tensor, heads: int = VIT_HEADS) -> tuple[torch.Tensor, torch.Tensor]:
     """(image global [B, D], patch local [B, P, D]) of 3-channel normalised pixels."""
     s = {k.removeprefix("img_encoder_q."): v.float() for k, v in state.items() if k.startswith("img_encoder_q.")}
     m = "model."
@@ -186,7 +188,7 @@ def reference_image(state: dict, pixels: torch.Tensor) -> tuple[torch.Tensor, to
         p = f"{m}blocks.{block}."
         h = _ln(x, s[p + "norm1.weight"], s[p + "norm1.bias"], 1e-6)
         q, k, v = (h @ s[p + "attn.qkv.weight"].T + s[p + "attn.qkv.bias"]).chunk(3, dim=-1)
-        h = _attention(q, k, v, VIT_HEADS, None) @ s[p + "attn.proj.weight"].T + s[p + "attn.proj.bias"]
+        h = _attention(q, k, v, heads, None) @ s[p + "attn.proj.weight"].T + s[p + "attn.proj.bias"]
         x = x + s[p + "ls1.gamma"] * h
         h = _ln(x, s[p + "norm2.weight"], s[p + "norm2.bias"], 1e-6)
         h = F.gelu(h @ s[p + "mlp.fc1.weight"].T + s[p + "mlp.fc1.bias"]) @ s[p + "mlp.fc2.weight"].T + s[p + "mlp.fc2.bias"]
@@ -216,7 +218,7 @@ def reference_tokens(tok, captions: list[str]) -> tuple[torch.Tensor, torch.Tens
     return ids, (ids != tok.pad_token_id).long()
 
 
-def reference_text_states(state: dict, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+def reference_text_states(state: dict, ids: torch.Tensor, attention: torch.Tensor, heads: int = TEXT_HEADS) -> torch.Tensor:
     """GPT-2 (+ LoRA on c_attn) hidden states after ln_f, [B, L, H]."""
     pre = "text_encoder_q.model.base_model.model.transformer."
     s = {k.removeprefix(pre): v.float() for k, v in state.items() if k.startswith(pre)}
@@ -231,7 +233,7 @@ def reference_text_states(state: dict, ids: torch.Tensor, attention: torch.Tenso
         w = s[p + "attn.c_attn.weight"]  # Conv1D: [in, out]
         delta = (s[p + "attn.c_attn.lora_B.default.weight"] @ s[p + "attn.c_attn.lora_A.default.weight"]).T
         q, k, v = (h @ (w + LORA_SCALE * delta) + s[p + "attn.c_attn.bias"]).chunk(3, dim=-1)
-        x = x + _attention(q, k, v, TEXT_HEADS, allowed) @ s[p + "attn.c_proj.weight"] + s[p + "attn.c_proj.bias"]
+        x = x + _attention(q, k, v, heads, allowed) @ s[p + "attn.c_proj.weight"] + s[p + "attn.c_proj.bias"]
         h = _ln(x, s[p + "ln_2.weight"], s[p + "ln_2.bias"], 1e-5)
         h = F.gelu(h @ s[p + "mlp.c_fc.weight"] + s[p + "mlp.c_fc.bias"], approximate="tanh")
         x = x + h @ s[p + "mlp.c_proj.weight"] + s[p + "mlp.c_proj.bias"]
@@ -239,12 +241,12 @@ def reference_text_states(state: dict, ids: torch.Tensor, attention: torch.Tenso
     return _ln(x, s["ln_f.weight"], s["ln_f.bias"], 1e-5)
 
 
-def reference_text(state: dict, tok, captions: list[str]) -> dict[str, torch.Tensor]:
+def reference_text(state: dict, tok, captions: list[str], heads: int = TEXT_HEADS) -> dict[str, torch.Tensor]:
     """text global [B, D] (mean over all positions), sentence local [list of [S_i, D]],
     zero-shot text global [B, D] (state at -(number of pads))."""
     s = {k.removeprefix("text_encoder_q."): v.float() for k, v in state.items() if k.startswith("text_encoder_q.")}
     ids, attention = reference_tokens(tok, captions)
-    hidden = reference_text_states(state, ids, attention)
+    hidden = reference_text_states(state, ids, attention, heads)
     linear = lambda x: x @ s["global_embed.weight"].T + s["global_embed.bias"]  # noqa: E731
     pads = (ids == tok.pad_token_id).sum(dim=1)
     zero_shot = torch.stack([hidden[b, -int(pads[b])] for b in range(len(ids))])  # -0 is position 0
