@@ -5,14 +5,14 @@ to remember which tensors are already normalised. Every InfoNCE term is averaged
 batch and over both directions (image->text and text->image, or anchor and pair).
 
 Under DDP the caller (or `mama_objective(..., gather=True)`) all-gathers the embeddings
-*with gradient* first, so that every loss sees the global batch (DESIGN §1 "Losses").
+*with gradient* first, so that every loss sees the global batch (docs/method.md §1.6).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -22,11 +22,17 @@ from torch import Tensor
 from mama_core.errors import ConfigError
 
 # Keys of the model output dict that hold per-sample embeddings (gathered under DDP).
-GATHERED_KEYS = ("image_global", "image2_global", "text_global", "image_patches", "sentences")
+GATHERED_KEYS = ("image_global", "image2_global", "text_global", "image_patches", "sentences",
+                 "image_ssl", "image2_ssl")
 
 # Default memory budget (elements) of one chunk of the B x B x P x S similarity tensor in
 # the local loss: 2**26 fp32 elements = 256 MiB.
 DEFAULT_LOCAL_CHUNK_ELEMENTS = 2**26
+
+
+# The terms of eq. (4) that the delta gate can hold back (docs/method.md §1.7).
+GATED_TERMS = ("image_image_loss", "image2_text_loss", "local_loss")
+DIRECTIONS = ("mean", "sum")
 
 
 @dataclass
@@ -34,15 +40,19 @@ class LossConfig:
     """Weights and schedule of eq. (4).
 
     `image_image_temperature`: the paper does not state the SimCLR temperature of L_VV;
-    0.1 is our default (the usual SimCLR value) and is configurable.
-    `hold_back_global_until_delta`: the released reference code also switches L_VV and the
-    second-view L_VT on only at step delta; the paper (our default) has them on from step 0.
+    0.1 is our default (the usual SimCLR value); the released code uses 0.5.
+    `delta_terms`: the terms that are zero for the first `delta_steps` optimiser steps: the
+    paper holds back only the local term; the released code also L_VV and the second-view
+    L_VT (all of GATED_TERMS).
+    `directions`: "mean" averages each symmetric InfoNCE over its two directions and the
+    local term over L_V and L_T (the paper's eqs. 2-3); "sum" adds them (released code).
     """
 
     image_image_temperature: float = 0.1
     local_weight: float = 1.0
     delta_steps: int = 8000
-    hold_back_global_until_delta: bool = False
+    delta_terms: list[str] = field(default_factory=lambda: ["local_loss"])
+    directions: str = "mean"
     local_chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS
 
     def __post_init__(self) -> None:
@@ -54,6 +64,12 @@ class LossConfig:
             raise ConfigError("must be a non-negative integer", field="delta_steps")
         if self.local_chunk_elements < 1:
             raise ConfigError("must be at least 1", field="local_chunk_elements")
+        if not isinstance(self.delta_terms, (list, tuple)) or any(t not in GATED_TERMS for t in self.delta_terms):
+            raise ConfigError(f"must be a list of terms from {GATED_TERMS}, got {self.delta_terms!r}",
+                              field="delta_terms")
+        self.delta_terms = list(self.delta_terms)
+        if self.directions not in DIRECTIONS:
+            raise ConfigError(f"must be one of {DIRECTIONS}, got {self.directions!r}", field="directions")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,11 +85,12 @@ class LossConfig:
 # --------------------------------------------------------------------------- helpers
 
 
-def _symmetric_infonce(logits: Tensor) -> Tensor:
-    """InfoNCE with matched pairs on the diagonal, averaged over both directions."""
+def _symmetric_infonce(logits: Tensor, directions: str = "mean") -> Tensor:
+    """InfoNCE with matched pairs on the diagonal, averaged (or summed) over both directions."""
     targets = torch.arange(logits.shape[0], device=logits.device)
     logits = logits.float()
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+    both = F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)
+    return both if directions == "sum" else both / 2
 
 
 def _check_pair(a: Tensor, b: Tensor, name: str) -> None:
@@ -105,12 +122,13 @@ def image_image_loss(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
 # --------------------------------------------------------------------------- eq. (2)
 
 
-def image_text_loss(img: Tensor, txt: Tensor, logit_scale: Tensor | float) -> Tensor:
-    """Symmetric CLIP loss, eq. (2); `logit_scale` is the multiplier 1/tau."""
+def image_text_loss(img: Tensor, txt: Tensor, logit_scale: Tensor | float, directions: str = "mean") -> Tensor:
+    """Symmetric CLIP loss, eq. (2); `logit_scale` is the multiplier 1/tau; `directions`
+    "sum" adds image->text and text->image instead of averaging them (released code)."""
     _check_pair(img, txt, "image_text_loss")
     img_n = F.normalize(img.float(), dim=-1)
     txt_n = F.normalize(txt.float(), dim=-1)
-    return _symmetric_infonce(logit_scale * img_n @ txt_n.t())
+    return _symmetric_infonce(logit_scale * img_n @ txt_n.t(), directions)
 
 
 # --------------------------------------------------------------------------- eq. (3)
@@ -166,6 +184,7 @@ def local_alignment_loss(
     logit_scale: Tensor | float,
     chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS,
     patch_mask: Tensor | None = None,
+    directions: str = "mean",
 ) -> Tensor:
     """Symmetric local alignment (SLA) loss, eq. (3).
 
@@ -175,7 +194,8 @@ def local_alignment_loss(
     restricts both to the marked patches (ModelConfig.local_tissue_only). The B x B x P x S cosine
     tensor is built in chunks of reports so that one chunk holds at most
     `chunk_elements` values; `max(dim)` (not `amax`) keeps only the argmax indices for
-    backward, so a chunk is freed as soon as it is reduced.
+    backward, so a chunk is freed as soon as it is reduced. `directions` "sum" gives
+    L_V + L_T with each summed over its two directions (released code).
     """
     _check_local(patches, sentences, sentence_mask)
     p = F.normalize(patches.float(), dim=-1)
@@ -187,7 +207,8 @@ def local_alignment_loss(
     parts = [_localization_chunk(p, s[j:j + step], m[j:j + step], pm) for j in range(0, batch, step)]
     c_v = torch.cat([c for c, _ in parts], dim=1)
     c_t = torch.cat([c for _, c in parts], dim=1)
-    return (_symmetric_infonce(logit_scale * c_v) + _symmetric_infonce(logit_scale * c_t)) / 2
+    both = _symmetric_infonce(logit_scale * c_v, directions) + _symmetric_infonce(logit_scale * c_t, directions)
+    return both if directions == "sum" else both / 2
 
 
 # --------------------------------------------------------------------------- DDP
@@ -245,9 +266,14 @@ def gather_outputs(outputs: dict) -> dict:
 # --------------------------------------------------------------------------- eq. (4)
 
 
+def term_active(term: str, step: int, cfg: LossConfig) -> bool:
+    """Whether a gated term of eq. (4) is on at `step` (the delta gate of `cfg.delta_terms`)."""
+    return step >= cfg.delta_steps or term not in cfg.delta_terms
+
+
 def local_weight(step: int, cfg: LossConfig) -> float:
     """w(step) of eq. (4): 0 for the first delta optimiser steps, then `local_weight`."""
-    return cfg.local_weight if step >= cfg.delta_steps else 0.0
+    return cfg.local_weight if term_active("local_loss", step, cfg) else 0.0
 
 
 def mama_objective(outputs: dict, step: int, cfg: LossConfig, gather: bool = True) -> dict:
@@ -256,23 +282,23 @@ def mama_objective(outputs: dict, step: int, cfg: LossConfig, gather: bool = Tru
     Returns `image_image_loss`, `image_text_loss`, `image2_text_loss`, `local_loss` and
     `loss`; a term that is not active at `step` is a zero (and is not computed), and
     `local_loss` holds the *weighted* term, so `loss` is exactly the sum of the `*_loss`
-    entries. `local_weight` reports w(step).
+    entries. `local_weight` reports w(step). L_VV reads the SimCLR head's outputs
+    (`image_ssl`, `image2_ssl`) when the model has one, else the global embeddings.
     """
     out = gather_outputs(outputs) if gather else outputs
     zero = out["image_global"].new_zeros((), dtype=torch.float32)
-    before_delta = step < cfg.delta_steps
-    hold_back = cfg.hold_back_global_until_delta and before_delta
-    w = local_weight(step, cfg)
+    on = {t: term_active(t, step, cfg) for t in GATED_TERMS}
+    w, way = local_weight(step, cfg), cfg.directions
+    ssl = ("image_ssl", "image2_ssl") if "image_ssl" in out else ("image_global", "image2_global")
     terms = {
-        "image_image_loss": zero if hold_back else image_image_loss(
-            out["image_global"], out["image2_global"], cfg.image_image_temperature),
-        "image_text_loss": image_text_loss(out["image_global"], out["text_global"],
-                                           out["logit_scale"]),
-        "image2_text_loss": zero if hold_back else image_text_loss(
-            out["image2_global"], out["text_global"], out["logit_scale"]),
+        "image_image_loss": image_image_loss(out[ssl[0]], out[ssl[1]], cfg.image_image_temperature)
+        if on["image_image_loss"] else zero,
+        "image_text_loss": image_text_loss(out["image_global"], out["text_global"], out["logit_scale"], way),
+        "image2_text_loss": image_text_loss(out["image2_global"], out["text_global"], out["logit_scale"], way)
+        if on["image2_text_loss"] else zero,
         "local_loss": zero if w == 0 else w * local_alignment_loss(
             out["image_patches"], out["sentences"], out["sentence_mask"], out["local_scale"],
-            chunk_elements=cfg.local_chunk_elements, patch_mask=out.get("patch_mask")),
+            chunk_elements=cfg.local_chunk_elements, patch_mask=out.get("patch_mask"), directions=way),
     }
     terms["loss"] = sum(terms.values())
     terms["local_weight"] = torch.tensor(w)

@@ -24,11 +24,14 @@ class Letterbox:
 
     native_shape: tuple[int, int]  # (H, W) of the native pixels
     size: int  # side of the square model input
-    scale: float  # model pixels per native pixel
+    scale: float  # model pixels per native pixel (of the long side when stretched)
+    stretched: bool = False  # both sides resized to `size` (stretch_to_square), no padding
 
     @property
     def content_shape(self) -> tuple[int, int]:
         """(h, w) of the resized image inside the square, before padding."""
+        if self.stretched:
+            return self.size, self.size
         h, w = self.native_shape
         return max(1, round(h * self.scale)), max(1, round(w * self.scale))
 
@@ -48,6 +51,21 @@ def resize_to_square(pixels: np.ndarray | torch.Tensor, size: int) -> tuple[torc
     out = torch.zeros(size, size, dtype=torch.float32)
     out[:h, :w] = resized[0, 0].clamp_(0.0, 1.0)
     return out, box
+
+
+def stretch_to_square(pixels: np.ndarray | torch.Tensor, size: int) -> tuple[torch.Tensor, Letterbox]:
+    """[H, W] float in [0, 1] -> [size, size] with both sides resized, the aspect ratio not
+    kept: the released MaMA code's input (VisionConfig.resize = "stretch", docs/method.md §4)."""
+    img = torch.as_tensor(np.asarray(pixels, dtype=np.float32))
+    box = Letterbox(native_shape=(int(img.shape[0]), int(img.shape[1])), size=int(size),
+                    scale=size / max(img.shape), stretched=True)
+    out = F.interpolate(img[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0, 0].clamp_(0.0, 1.0), box
+
+
+def fit_to_square(pixels: np.ndarray | torch.Tensor, size: int, mode: str = "letterbox") -> tuple[torch.Tensor, Letterbox]:
+    """The square model input for a resize mode ("letterbox" or "stretch")."""
+    return stretch_to_square(pixels, size) if mode == "stretch" else resize_to_square(pixels, size)
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:

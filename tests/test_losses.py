@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 
 from mama_core.errors import ConfigError
 from mama_core.losses import (
+    GATED_TERMS,
     LossConfig,
     gather_with_grad,
     image_image_loss,
@@ -218,7 +219,7 @@ def test_objective_before_and_after_delta() -> None:
 
 def test_objective_hold_back_variant() -> None:
     out = _outputs(seed=4)
-    cfg = LossConfig(delta_steps=5, hold_back_global_until_delta=True, local_weight=0.5)
+    cfg = LossConfig(delta_steps=5, delta_terms=list(GATED_TERMS), local_weight=0.5)
     vt = image_text_loss(out["image_global"], out["text_global"], 14.0)
     before = mama_objective(out, 0, cfg)
     assert before["image_image_loss"].item() == 0.0 and before["image2_text_loss"].item() == 0.0
@@ -245,7 +246,7 @@ def test_loss_config_validation(field: str, value) -> None:
 
 
 def test_loss_config_round_trip() -> None:
-    cfg = LossConfig(delta_steps=3, hold_back_global_until_delta=True)
+    cfg = LossConfig(delta_steps=3, delta_terms=list(GATED_TERMS), directions="sum")
     assert LossConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError):
         LossConfig.from_dict({"nope": 1})
@@ -383,3 +384,59 @@ def test_whole_rule_keeps_only_patches_inside_the_breast():
     img[0, 0, :, :20] = 0.5  # a breast covering the left column of patches and part of the right
     assert tissue_patch_mask(normalise(img), 14).tolist() == [[True, True, True, True]]
     assert tissue_patch_mask(normalise(img), 14, whole=True).tolist() == [[True, False, True, False]]
+
+
+# ----------------------------------------------------------------- released-code definitions
+# Hand-computed values on orthonormal embeddings: with logits s*I over two pairs, every
+# cross entropy is log(1 + e^-s); NT-Xent on two identical views of two orthogonal
+# embeddings has, for each of the 4 anchors, one positive at 1/tau and two negatives at 0.
+
+EYE = torch.eye(2)
+
+
+def test_clip_directions_mean_and_sum_by_hand() -> None:
+    one = math.log(1 + math.exp(-5.0))
+    assert image_text_loss(EYE, EYE, 5.0).item() == pytest.approx(one, rel=1e-6)
+    assert image_text_loss(EYE, EYE, 5.0, "sum").item() == pytest.approx(2 * one, rel=1e-6)
+
+
+def test_local_directions_mean_and_sum_by_hand() -> None:
+    one = math.log(1 + math.exp(-3.0))
+    patches, sentences, mask = EYE[:, None], EYE[:, None], torch.ones(2, 1, dtype=torch.bool)
+    mean = local_alignment_loss(patches, sentences, mask, 3.0)
+    total = local_alignment_loss(patches, sentences, mask, 3.0, directions="sum")
+    assert mean.item() == pytest.approx(one, rel=1e-6)  # (L_V + L_T) / 2, each a mean
+    assert total.item() == pytest.approx(4 * one, rel=1e-6)  # four cross entropies added
+
+
+def test_nt_xent_released_temperature_by_hand() -> None:
+    expected = math.log(1 + 2 * math.exp(-1 / 0.5))
+    assert image_image_loss(EYE, EYE, 0.5).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_released_objective_gates_and_simclr_head() -> None:
+    """Released recipe: only single-view CLIP before delta; after it NT-Xent on the SimCLR
+    head outputs, second-view CLIP and the local term, every InfoNCE summed over directions."""
+    out = _outputs(seed=5)
+    g = torch.Generator().manual_seed(9)
+    out["image_ssl"], out["image2_ssl"] = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
+    cfg = LossConfig(delta_steps=8, delta_terms=list(GATED_TERMS), directions="sum",
+                     image_image_temperature=0.5)
+    vt = image_text_loss(out["image_global"], out["text_global"], 14.0, "sum")
+    before = mama_objective(out, 7, cfg)
+    assert before["loss"].item() == pytest.approx(vt.item(), rel=1e-6)
+    assert before["image_image_loss"].item() == before["local_loss"].item() == 0.0
+    after = mama_objective(out, 8, cfg)
+    vv = image_image_loss(out["image_ssl"], out["image2_ssl"], 0.5)
+    vt2 = image_text_loss(out["image2_global"], out["text_global"], 14.0, "sum")
+    loc = local_alignment_loss(out["image_patches"], out["sentences"], out["sentence_mask"], 6.0,
+                               directions="sum")
+    assert after["image_image_loss"].item() == pytest.approx(vv.item(), rel=1e-6)
+    assert after["loss"].item() == pytest.approx((vv + vt + vt2 + loc).item(), rel=1e-6)
+
+
+def test_delta_terms_are_validated() -> None:
+    with pytest.raises(ConfigError, match="delta_terms"):
+        LossConfig(delta_terms=["image_text_loss"])
+    with pytest.raises(ConfigError, match="directions"):
+        LossConfig(directions="max")

@@ -1,5 +1,6 @@
-"""`mama import-checkpoint FILE OUT`: a MaMA Lightning checkpoint or a torch.hub DINOv2 state
-dict -> a model directory (weights-only loading: nothing in the file is executed)."""
+"""`mama import-checkpoint FILE OUT`: a checkpoint of the released MaMA code (Lightning .ckpt or
+the same state dict as .safetensors) or a torch.hub DINOv2 state dict -> a model directory
+(weights-only loading: nothing in the file is executed). docs/inference.md "Importing checkpoints"."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ HELP = "convert a released MaMA checkpoint or a torch.hub DINOv2 state dict into
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="checkpoint (.ckpt / .pth / .pt)")
+    parser.add_argument("file", help="checkpoint (.ckpt / .pth / .pt / .safetensors)")
     parser.add_argument("out", help="model directory to write")
     parser.add_argument("--text-model", default="minilm",
-                        help="local Hugging Face text model the checkpoint was trained from (default: minilm)")
+                        help="local Hugging Face folder of the text model the checkpoint was trained from: for a "
+                             "released MaMA checkpoint a GPT-2-family folder (BioMedLM: config.json, weights, "
+                             "tokenizer) whose weights the checkpoint's frozen text base must equal "
+                             "(default: minilm, only meaningful for a ViT-only file)")
     parser.add_argument("--num-heads", type=int, default=None, help="ViT attention heads (default: hidden size / 64)")
     parser.add_argument("--image-size", type=int, default=None, help="input size (default: from the position embeddings)")
     parser.add_argument("--embed-dim", type=int, default=512, help="embedding size when the checkpoint has no heads")
@@ -36,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"untrained (train or fine-tune before use): {part}")
     for note in report.notes:
         print(f"note: {note}")
+    for key, value in report.modes.items():
+        print(f"released-code mode: {key} = {value}")
     return 0

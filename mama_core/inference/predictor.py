@@ -33,7 +33,7 @@ from mama_core.inference.cache import LRUCache, file_key
 from mama_core.inference.maps import best_location, native_map, read_calibration
 from mama_core.inference.types import ImageFeatures, SimilarityMaps, StudyPrediction, ViewPrediction
 from mama_core.paths import resources_dir
-from mama_core.preprocess import normalise, resize_to_square
+from mama_core.preprocess import fit_to_square, normalise
 
 TASKS = ("birads", "density")
 DEMO_BUILD_HINT = ("the demo model is not built yet: build it with `mama demo-data DIR`, "
@@ -144,7 +144,8 @@ class Predictor:
         from mama_core.dicom import read_image
 
         images = [read_image(p) for p in paths]
-        squares = [resize_to_square(img.pixels, self.image_size) for img in images]
+        resize = getattr(self.model.config.vision, "resize", "letterbox")
+        squares = [fit_to_square(img.pixels, self.image_size, resize) for img in images]
         x = normalise(torch.stack([sq for sq, _ in squares]))[:, None].to(self.device)
         with torch.inference_mode(), self._autocast():
             out = self.model.encode_image(x)
@@ -183,7 +184,7 @@ class Predictor:
         if missing:
             with self._lock, torch.inference_mode(), self._autocast():
                 if kind == "caption":
-                    emb = self.model.encode_text(self.model.tokenize(missing))["text_global"]
+                    emb = self.model.encode_prompts(missing)
                 else:
                     out = self.model.encode_sentences(missing)
                     emb = out["text_global" if kind == "global" else "sentence_local"]

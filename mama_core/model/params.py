@@ -1,4 +1,4 @@
-"""Optimiser parameter groups (DESIGN §1 "Optimisation": AdamW, weight decay 0.1 not on
+"""Optimiser parameter groups (docs/method.md §1.8: AdamW, weight decay 0.1 not on
 biases, norms or temperatures)."""
 
 from __future__ import annotations

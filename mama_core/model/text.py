@@ -1,6 +1,6 @@
 """Text encoder: any local Hugging Face model + LoRA (peft), with sentence separators for SLA.
 
-DESIGN §1 "Sentences for SLA": sentences end at '.' or ';'; a separator token closes each
+docs/method.md §1.4: sentences end at '.' or ';'; a separator token closes each
 sentence ([SEP] for the BERT family; an added special token for decoder-only models, whose
 embedding starts at the mean embedding and is trained) and the hidden state at each
 separator is that sentence's embedding.
@@ -22,13 +22,21 @@ from mama_core.model.config import TextConfig
 
 SEPARATOR_TOKEN = "<|sent|>"
 MINILM = "minilm"
+# The six special tokens the released MaMA code adds to a GPT-2 tokenizer, in the order it
+# adds them (so their ids follow the base vocabulary in this order): bos, pad, mask, sep,
+# unk and one extra "key" token. Their embedding rows exist only in a released checkpoint.
+RELEASED_SPECIAL_TOKENS = {"bos_token": "<|startoftext|>", "pad_token": "<|padtext|>",
+                           "mask_token": "<|masktext|>", "sep_token": "<|separatetext|>",
+                           "unk_token": "<|unknowntext|>"}
+RELEASED_EXTRA_TOKEN = "<|keytext|>"
+RELEASED_TOKENS = (*RELEASED_SPECIAL_TOKENS.values(), RELEASED_EXTRA_TOKEN)
 
 _DECODER_TYPES = {"gpt2", "gpt_neox", "gpt_neo", "gptj", "llama", "mistral", "mixtral", "qwen2",
                   "qwen3", "gemma", "gemma2", "gemma3_text", "phi", "phi3", "opt", "bloom",
                   "falcon", "mpt", "codegen", "biogpt", "olmo", "olmo2", "starcoder2"}
 _BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta",
                "deberta-v2", "mpnet", "camembert", "albert", "modernbert", "nomic_bert"}
-# Auto LoRA targets (DESIGN §1), first complete match wins.
+# Auto LoRA targets (docs/method.md §1.3), first complete match wins.
 _LORA_CANDIDATES = (("c_attn",), ("query", "value"), ("q_proj", "v_proj"),
                     ("query_key_value",), ("q_lin", "v_lin"))
 _SENTENCE = re.compile(r"[^.;]*[.;]|[^.;]+$")
@@ -157,8 +165,14 @@ class TextEncoder(nn.Module):
         self.hidden_size = int(backbone.config.hidden_size)
         limit = _max_positions(hf_cfg, self.tokenizer)
         self.max_length = min(cfg.max_length, limit) if limit else cfg.max_length
-        self._setup_special_ids(backbone)
-        self.sep_embedding = self._init_separator(backbone)
+        self.released = cfg.tokenization == "released"
+        self.sep_embedding = self.added_embeddings = None
+        if self.released:
+            self._setup_released_ids()
+            self.added_embeddings = self._init_added(backbone)
+        else:
+            self._setup_special_ids(backbone)
+            self.sep_embedding = self._init_separator(backbone)
         self.backbone = _apply_lora(backbone, cfg) if cfg.lora else backbone
 
     # ----------------------------------------------------------- special tokens
@@ -182,6 +196,30 @@ class TextEncoder(nn.Module):
         self.prefix_ids = lead[:1] if lead and lead[0] == tok.bos_token_id else []
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.pad_id = pad if pad is not None and pad < backbone.get_input_embeddings().num_embeddings else 0
+
+    def _setup_released_ids(self) -> None:
+        """Released tokenization: the six added special tokens (added here when the tokenizer
+        lacks them) with consecutive ids from `added_start` (docs/method.md §4)."""
+        if self.family != "decoder":
+            raise ConfigError("released tokenization needs a decoder-only (GPT-2 family) text model",
+                              field="text.tokenization")
+        tok = self.tokenizer
+        if RELEASED_TOKENS[0] not in tok.get_vocab():
+            tok.add_special_tokens({**RELEASED_SPECIAL_TOKENS, "additional_special_tokens": [RELEASED_EXTRA_TOKEN]})
+        ids = tok.convert_tokens_to_ids(list(RELEASED_TOKENS))
+        if ids != list(range(ids[0], ids[0] + len(ids))):
+            raise ModelError(f"the released special tokens do not have consecutive ids ({ids})", path=self.base_path)
+        if tok.eos_token_id is None:
+            raise ModelError("released tokenization needs an end-of-text token", path=self.base_path)
+        self.added_start = ids[0]
+        self.bos_id, self.pad_id, _, self.sep_id = ids[:4]
+        self.separator_token, self.prefix_ids = RELEASED_SPECIAL_TOKENS["sep_token"], [self.bos_id]
+
+    def _init_added(self, backbone: nn.Module) -> nn.Parameter:
+        """Rows of the added tokens (trainable, start at the mean input embedding); the frozen
+        base embedding matrix is never resized, so it stays a pure base weight."""
+        weight = backbone.get_input_embeddings().weight.detach()
+        return nn.Parameter(weight.float().mean(dim=0).repeat(len(RELEASED_TOKENS), 1))
 
     def _init_separator(self, backbone: nn.Module) -> nn.Parameter | None:
         """Decoder-only: the separator's own trainable embedding, initialised to the mean
@@ -220,27 +258,54 @@ class TextEncoder(nn.Module):
             positions.append(len(ids) - 1)
         return ids, positions
 
-    def tokenize(self, captions: list[str], split: bool = True) -> dict[str, Tensor]:
-        """input_ids/attention_mask [B,L] (right padded), sentence_positions [B,S] and
-        sentence_mask [B,S] (bool). split=False treats each string as one sentence."""
-        sentence_ids = self._sentence_ids(list(captions), split)
-        rows = [self._assemble(s) for s in sentence_ids]
+    def _released_row(self, caption: str, split: bool) -> tuple[list[int], list[int]]:
+        """bos caption eos with every '.' and ';' replaced by the separator, cut to max_length.
+        A string without any separator (a query typed without a full stop) gets one at its
+        end, so that it still has a sentence state; split=False treats it as one sentence."""
+        text = caption.strip()
+        if not split:
+            text = text.rstrip(" .;") + "."
+        elif not any(c in text for c in ".;"):
+            text += "."
+        text = text.replace(".", self.separator_token).replace(";", self.separator_token)
+        tok = self.tokenizer
+        ids = tok(tok.bos_token + text + tok.eos_token, add_special_tokens=False)["input_ids"][:self.max_length]
+        if self.sep_id not in ids:  # the first sentence is longer than max_length: close it
+            ids[-1] = self.sep_id
+        return ids, [i for i, t in enumerate(ids) if t == self.sep_id]
+
+    def _tokenize_released(self, captions: list[str], split: bool) -> dict[str, Tensor]:
+        rows = [self._released_row(c, split) for c in captions]
+        input_ids, attention = self._pad([ids for ids, _ in rows], length=self.max_length)
+        return {"input_ids": input_ids, "attention_mask": attention, **self._sentence_grid(rows)}
+
+    def _sentence_grid(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, Tensor]:
         n_sent = max(len(pos) for _, pos in rows)
-        input_ids, attention = self._pad([ids for ids, _ in rows])
         positions = torch.zeros((len(rows), n_sent), dtype=torch.long)
         mask = torch.zeros((len(rows), n_sent), dtype=torch.bool)
         for b, (_, pos) in enumerate(rows):
             positions[b, :len(pos)] = torch.tensor(pos)
             mask[b, :len(pos)] = True
-        tokens = {"input_ids": input_ids, "attention_mask": attention,
-                  "sentence_positions": positions, "sentence_mask": mask}
+        return {"sentence_positions": positions, "sentence_mask": mask}
+
+    def tokenize(self, captions: list[str], split: bool = True) -> dict[str, Tensor]:
+        """input_ids/attention_mask [B,L] (right padded), sentence_positions [B,S] and
+        sentence_mask [B,S] (bool). split=False treats each string as one sentence."""
+        if self.released:
+            return self._tokenize_released(list(captions), split)
+        sentence_ids = self._sentence_ids(list(captions), split)
+        rows = [self._assemble(s) for s in sentence_ids]
+        input_ids, attention = self._pad([ids for ids, _ in rows])
+        tokens = {"input_ids": input_ids, "attention_mask": attention, **self._sentence_grid(rows)}
         if split and self.cfg.isolate_sentences:
+            n_sent = tokens["sentence_mask"].shape[1]
             tokens.update(self._isolated(sentence_ids, [len(pos) for _, pos in rows], n_sent))
         return tokens
 
-    def _pad(self, seqs: list) -> tuple[Tensor, Tensor]:
-        """Right-padded ids [N, L] and attention mask [N, L] of the token sequences."""
-        ids = torch.full((len(seqs), max(map(len, seqs))), self.pad_id, dtype=torch.long)
+    def _pad(self, seqs: list, length: int | None = None) -> tuple[Tensor, Tensor]:
+        """Right-padded ids [N, L] and attention mask [N, L] of the token sequences
+        (L = the longest sequence, or `length`)."""
+        ids = torch.full((len(seqs), length or max(map(len, seqs))), self.pad_id, dtype=torch.long)
         attention = torch.zeros_like(ids)
         for i, seq in enumerate(seqs):
             ids[i, :len(seq)] = torch.tensor(seq)
@@ -267,6 +332,12 @@ class TextEncoder(nn.Module):
     # ----------------------------------------------------------- forward
 
     def _hidden(self, ids: Tensor, attention: Tensor) -> Tensor:
+        if self.added_embeddings is not None:
+            added = ids >= self.added_start
+            embed = self.backbone.get_input_embeddings()(ids.masked_fill(added, 0))
+            rows = self.added_embeddings[(ids - self.added_start).clamp(min=0)]
+            embed = torch.where(added[..., None], rows.to(embed.dtype), embed)
+            return self.backbone(inputs_embeds=embed, attention_mask=attention).last_hidden_state
         if self.sep_embedding is None:
             return self.backbone(input_ids=ids, attention_mask=attention).last_hidden_state
         is_sep = ids == self.sep_id
@@ -274,19 +345,28 @@ class TextEncoder(nn.Module):
         embed = torch.where(is_sep[..., None], self.sep_embedding.to(embed.dtype), embed)
         return self.backbone(inputs_embeds=embed, attention_mask=attention).last_hidden_state
 
-    def _pool(self, hidden: Tensor, attention: Tensor) -> Tensor:
-        if self.family == "decoder":
+    def _pool(self, hidden: Tensor, attention: Tensor, mode: str) -> Tensor:
+        """The caption state for `mode` (TEXT_POOLINGS in mama_core.model.config)."""
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if mode == "mean_all":
+            return hidden.mean(dim=1)
+        if mode == "pad_offset":
+            # Index -(number of padding tokens): the first padding position, or 0 without padding.
+            pads = attention.shape[1] - attention.sum(dim=1)
+            return hidden[rows, (attention.shape[1] - pads) % attention.shape[1]]
+        if mode == "last" or (self.family == "decoder" and mode in ("cls", "mean")):
             # Last non-padding token (any padding side): the same rule in training and zero-shot.
             index = torch.arange(attention.shape[1], device=attention.device)
             last = (attention.bool() * (index + 1)).argmax(dim=1)
-            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        if self.cfg.pooling == "mean":
+            return hidden[rows, last]
+        if mode == "mean":
             weight = attention.to(hidden.dtype)[..., None]
             return (hidden * weight).sum(1) / weight.sum(1).clamp_min(1.0)
         return hidden[:, 0]
 
-    def forward(self, tokens: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """(pooled [B,H], separator states [B,S,H], sentence_mask [B,S])."""
+    def forward(self, tokens: dict[str, Tensor], pooling: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """(pooled [B,H], separator states [B,S,H], sentence_mask [B,S]); `pooling` overrides
+        the configured caption pooling (zero-shot prompts)."""
         device = next(self.backbone.parameters()).device
         ids = tokens["input_ids"].to(device)
         attention = tokens["attention_mask"].to(device)
@@ -296,7 +376,8 @@ class TextEncoder(nn.Module):
             states = self._isolated_states(tokens, positions.shape, device)
         else:
             states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
-        return self._pool(hidden, attention), states, tokens["sentence_mask"].to(device).bool()
+        pooled = self._pool(hidden, attention, pooling or self.cfg.pooling)
+        return pooled, states, tokens["sentence_mask"].to(device).bool()
 
     def _isolated_states(self, tokens: dict[str, Tensor], grid: torch.Size, device) -> Tensor:
         """[B, S, H] separator states of the sentences encoded one by one (isolate_sentences)."""

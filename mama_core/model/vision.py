@@ -1,4 +1,4 @@
-"""DINOv2 vision encoder through transformers (DESIGN §1 "Encoders").
+"""DINOv2 vision encoder through transformers (docs/method.md §1.3).
 
 Three sources: a random-init config, a local Hugging Face directory, or a torch.hub-format
 DINOv2 state dict converted to transformers' parameter names on load. Position embeddings

@@ -39,12 +39,13 @@ class CacheProgress:
 class ImageCache:
     """Preprocessed [size, size] images under `root/<size>/<2 hex>/<hash>.npy`."""
 
-    def __init__(self, root: str | Path, size: int, dtype: str = "float16"):
+    def __init__(self, root: str | Path, size: int, dtype: str = "float16", resize: str = "letterbox"):
         if dtype not in ("float16", "uint16"):
             raise ValueError(f"cache dtype must be float16 or uint16, not {dtype!r}")
         self.root = Path(root)
         self.size = int(size)
         self.dtype = dtype
+        self.resize = resize  # VisionConfig.resize; stretched entries live in their own folder
         self.decoded = 0  # DICOMs decoded by this process (tests check "once")
 
     def key(self, path: str | Path) -> str:
@@ -55,7 +56,8 @@ class ImageCache:
 
     def entry(self, path: str | Path) -> Path:
         key = self.key(path)
-        return self.root / str(self.size) / key[:2] / f"{key}.npy"
+        folder = str(self.size) if self.resize == "letterbox" else f"{self.size}-{self.resize}"
+        return self.root / folder / key[:2] / f"{key}.npy"
 
     def _encode(self, pixels: torch.Tensor) -> np.ndarray:
         array = pixels.numpy()
@@ -65,10 +67,10 @@ class ImageCache:
 
     def _decode_dicom(self, path: Path) -> np.ndarray:
         from mama_core.dicom import read_image
-        from mama_core.preprocess import resize_to_square
+        from mama_core.preprocess import fit_to_square
 
         image = read_image(path)
-        square, _ = resize_to_square(image.pixels, self.size)
+        square, _ = fit_to_square(image.pixels, self.size, self.resize)
         self.decoded += 1
         return self._encode(square)
 
@@ -116,25 +118,25 @@ def _atomic_save(target: Path, array: np.ndarray) -> None:
         raise
 
 
-def _warm_one(args: tuple[str, int, str, str]) -> str | None:
+def _warm_one(args: tuple[str, int, str, str, str]) -> str | None:
     """Worker body: fill one entry; the error message instead of raising."""
-    root, size, dtype, path = args
+    root, size, dtype, resize, path = args
     try:
-        ImageCache(root, size, dtype).ensure(path)
+        ImageCache(root, size, dtype, resize).ensure(path)
     except (MamaError, OSError, ValueError) as exc:
         return str(exc)
     return None
 
 
 def warm_cache(records: Iterable, size: int, workers: int = 0, cache_dir: str | Path | None = None,
-               dtype: str = "float16") -> Iterator[CacheProgress]:
+               dtype: str = "float16", resize: str = "letterbox") -> Iterator[CacheProgress]:
     """Prefill the cache for every record's DICOM, yielding progress (and failures).
 
     `workers` > 0 decodes in that many processes; the atomic writes make concurrent fills of
     the same entry harmless."""
-    cache = ImageCache(cache_dir or default_cache_dir(), size, dtype)
+    cache = ImageCache(cache_dir or default_cache_dir(), size, dtype, resize)
     paths = list(dict.fromkeys(str(Path(r.path)) for r in records))
-    jobs = [(str(cache.root), cache.size, cache.dtype, p) for p in paths]
+    jobs = [(str(cache.root), cache.size, cache.dtype, cache.resize, p) for p in paths]
     if workers <= 0:
         results: Iterable[str | None] = (_warm_one(job) for job in jobs)
         yield from _progress(paths, results)

@@ -1,11 +1,11 @@
 """Typed training configuration: YAML on disk, `--set key.sub=value` overrides, validation.
 
-Every section is a dataclass validated in `__post_init__` (DESIGN §5.2). The model and loss
+Every section is a dataclass validated in `__post_init__`. The model and loss
 sections are plain dicts here, handed to `mama_core.model.ModelConfig.from_dict` and
 `mama_core.losses.LossConfig.from_dict`, which own their own validation; `TrainConfig`
 checks them at construction so that a bad value fails before any weight is loaded.
 
-Defaults follow the paper's optimisation recipe (DESIGN §1 "Optimisation"): AdamW lr 4e-5,
+Defaults follow the paper's optimisation recipe (docs/method.md §1.8): AdamW lr 4e-5,
 weight decay 0.1, cosine schedule with 4k warm-up over 40k steps, bf16 autocast.
 """
 
@@ -60,6 +60,9 @@ class OptimConfig:
     max_steps: int = 40000
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
     grad_clip: float = 0.0  # max global grad norm; 0 = off (the paper does not clip)
+    # Weight decay on every trainable parameter (the released code's single AdamW group)
+    # instead of sparing biases, norms, embeddings-like tokens and temperatures (the paper).
+    decay_all: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # YAML gives a list
@@ -79,7 +82,7 @@ class OptimConfig:
 
 @dataclass
 class AugmentConfig:
-    """Training augmentations (DESIGN §1 "Images"), all written with torch ops.
+    """Training augmentations (docs/method.md §1.9), all written with torch ops.
 
     Flips: images arrive canonical (chest wall at column 0, whatever the laterality), so a
     horizontal flip yields what an uncanonicalised image of the other breast looks like —
@@ -115,7 +118,7 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    """Pairs, captions, cache and loader (DESIGN §1 "Data unit", "Images")."""
+    """Pairs, captions, cache and loader (docs/method.md §1.1, §1.9)."""
 
     mask_prob: float = 0.8  # meta-information masking of training captions
     second_view_prob: float = 0.5  # second view = another image of the study

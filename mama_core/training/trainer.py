@@ -1,4 +1,4 @@
-"""The training loop: a generator of `StepReport`s honouring a stop flag (DESIGN §5.3).
+"""The training loop: a generator of `StepReport`s honouring a stop flag.
 
 One optimiser step = `grad_accum` micro-batches of `batch_size` pairs per process. The loss
 is eq. (4) of the paper (`mama_core.losses.mama_objective`), computed on the global batch
@@ -224,17 +224,18 @@ class _Run:
     def _warm_cache(self, records: list) -> ImageCache:
         """Each rank decodes its share; the atomic writes make overlaps harmless."""
         data = self.config.data
-        size = self.config.model_config().vision.image_size
+        vision = self.config.model_config().vision
+        size, resize = vision.image_size, vision.resize
         root = Path(data.cache_dir) if data.cache_dir else default_cache_dir()
         share = records[self.info.rank::self.info.world_size]
-        errors = [p for p in warm_cache(share, size, data.cache_workers, root, data.cache_dtype) if p.error]
+        errors = [p for p in warm_cache(share, size, data.cache_workers, root, data.cache_dtype, resize) if p.error]
         self.failed = {str(p.path) for rank_errors in ddp.gather_objects(errors, self.info)
                        for p in rank_errors}
         if self.failed:
             first = errors[0] if errors else None
             warnings.warn(f"skipping {len(self.failed)} unreadable image(s)"
                           + (f", e.g. {first.error}" if first else ""), stacklevel=2)
-        return ImageCache(root, size, data.cache_dtype)
+        return ImageCache(root, size, data.cache_dtype, resize)
 
     def _usable(self, records: Sequence) -> list:
         return [r for r in records if str(r.path) not in self.failed]
@@ -245,7 +246,9 @@ class _Run:
         model.train()
         self.bare = model
         optim = self.config.optim
-        self.optimizer = torch.optim.AdamW(param_groups(model, optim.weight_decay), lr=optim.lr,
+        groups = ([{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": optim.weight_decay}]
+                  if optim.decay_all else param_groups(model, optim.weight_decay))
+        self.optimizer = torch.optim.AdamW(groups, lr=optim.lr,
                                            betas=optim.betas, eps=optim.eps)
         schedule = WarmupCosine(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)

@@ -1,110 +1,203 @@
-"""import-checkpoint on synthetic Lightning / torch.hub state dicts with the real key names."""
+"""import-checkpoint on checkpoints in the released MaMA code's exact layout (built from the key
+table, widths scaled down), checked against an independent forward of the released semantics
+(tests/inference/released.py); plus the torch.hub ViT path and refusal of unsafe files."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mama_core.checkpoint_import import import_checkpoint
+from mama_core.checkpoint_import import import_checkpoint, read_checkpoint
 from mama_core.errors import ModelError
 from mama_core.model.io import load_model_dir
+from tests.inference import released
 
-D, LAYERS, PATCH, GRID, REG, EMB = 32, 2, 14, 4, 2, 16
+CAPTIONS = [
+    "Screening mammography. Patient info: age 54, race unknown. Breast composition: heterogeneously dense; "
+    "this may lower the sensitivity of mammography. Impression: BI-RADS Category 4: suspicious abnormality.",
+    "Findings: an irregular high density mass. BI-RADS Category 1: negative.",
+]
+PROMPTS = ["BI-RADS Category 1: negative.", "BI-RADS Category 2: benign.", "BI-RADS Category 4: suspicious abnormality.",
+           "Breast composition: extremely dense."]
 
 
-def hub_state(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    state = {"cls_token": r(1, 1, D), "pos_embed": r(1, 1 + GRID * GRID, D), "register_tokens": r(1, REG, D),
-             "mask_token": r(1, D), "patch_embed.proj.weight": r(D, 3, PATCH, PATCH), "patch_embed.proj.bias": r(D),
-             "norm.weight": r(D), "norm.bias": r(D)}
-    for i in range(LAYERS):
-        b = f"blocks.{i}."
-        state.update({b + "norm1.weight": r(D), b + "norm1.bias": r(D), b + "attn.qkv.weight": r(3 * D, D),
-                      b + "attn.qkv.bias": r(3 * D), b + "attn.proj.weight": r(D, D), b + "attn.proj.bias": r(D),
-                      b + "ls1.gamma": r(D), b + "norm2.weight": r(D), b + "norm2.bias": r(D),
-                      b + "mlp.fc1.weight": r(4 * D, D), b + "mlp.fc1.bias": r(4 * D),
-                      b + "mlp.fc2.weight": r(D, 4 * D), b + "mlp.fc2.bias": r(D), b + "ls2.gamma": r(D)})
-    return state
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.cosine_similarity(a.float().flatten(0, -2), b.float().flatten(0, -2), dim=-1)
 
 
 @pytest.fixture(scope="module")
-def text_state():
-    """The peft-wrapped MiniLM state (base weights + LoRA), as `text_encoder_q.model.*` holds it."""
-    from mama_core.model.config import TextConfig
-    from mama_core.model.text import TextEncoder
-
-    enc = TextEncoder(TextConfig(path="minilm", max_length=64))
-    state = {k: v.clone() for k, v in enc.backbone.state_dict().items()}
-    g = torch.Generator().manual_seed(1)
-    for k in state:
-        if "lora_" in k:
-            state[k] = torch.randn(state[k].shape, generator=g)
-    return state
+def text_folder(tmp_path_factory):
+    return released.build_text_model(tmp_path_factory.mktemp("gpt2") / "tiny-biomedlm")
 
 
-def lightning_ckpt(text_state):
-    g = torch.Generator().manual_seed(2)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    sd = {f"img_encoder_q.model.{k}": v for k, v in hub_state().items()}
-    sd.update({f"text_encoder_q.model.{k}": v for k, v in text_state.items()})
-    sd.update({"img_encoder_q.global_embed.weight": r(EMB, D), "img_encoder_q.global_embed.bias": r(EMB),
-               "img_encoder_q.local_embed.0.weight": r(D, D, 1), "img_encoder_q.local_embed.0.bias": r(D),
-               "img_encoder_q.local_embed.2.weight": r(EMB, D, 1), "img_encoder_q.local_embed.2.bias": r(EMB),
-               "text_encoder_q.global_embed.weight": r(EMB, 384), "text_encoder_q.global_embed.bias": r(EMB),
-               "text_encoder_q.local_embed.0.weight": r(384, 384), "text_encoder_q.local_embed.0.bias": r(384),
-               "text_encoder_q.local_embed.2.weight": r(EMB, 384), "text_encoder_q.local_embed.2.bias": r(EMB),
-               "logit_scale": torch.tensor(2.5), "local_scale": torch.tensor(1.5)})
-    return {"state_dict": sd, "epoch": 3, "global_step": 1000}
+@pytest.fixture(scope="module")
+def fp32_state(text_folder):
+    return released.build_state(text_folder, torch.float32)
 
 
-def test_lightning_checkpoint_round_trip(tmp_path, text_state):
-    ckpt = lightning_ckpt(text_state)
-    torch.save(ckpt, tmp_path / "mama.ckpt")
-    report = import_checkpoint(tmp_path / "mama.ckpt", tmp_path / "out", num_heads=2)
+@pytest.fixture(scope="module")
+def pixels():
+    g = torch.Generator().manual_seed(5)
+    return torch.rand(2, 1, released.IMAGE_SIZE, released.IMAGE_SIZE, generator=g) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def imported_fp32(tmp_path_factory, text_folder, fp32_state):
+    path = tmp_path_factory.mktemp("ckpt") / "last.ckpt"
+    torch.save(released.lightning_container(fp32_state), path)
+    out = path.parent / "model"
+    report = import_checkpoint(path, out, text_path=str(text_folder), num_heads=released.VIT_HEADS)
+    model, info = load_model_dir(out)
+    return report, model, info
+
+
+def _outputs(model, pixels):
+    with torch.no_grad():
+        image = model.encode_image(pixels)
+        text = model.encode_text(model.tokenize(CAPTIONS))
+        prompts = model.encode_prompts(PROMPTS)
+    return image, text, prompts
+
+
+def _check_against_reference(model, state, text_folder, pixels, threshold):
+    image, text, prompts = _outputs(model, pixels)
+    three = pixels.expand(-1, 3, -1, -1)
+    ref_global, ref_patches = released.reference_image(state, three)
+    tok = released.released_tokenizer(text_folder)
+    ref = released.reference_text(state, tok, CAPTIONS)
+    ref_prompts = released.reference_text(state, tok, PROMPTS)["zero_shot"]
+    assert torch.equal(model.tokenize(CAPTIONS)["input_ids"], ref["ids"])
+    assert _cos(image["image_global"], ref_global).min() >= threshold
+    assert _cos(image["image_patches"], ref_patches).min() >= threshold
+    assert _cos(text["text_global"], ref["text_global"]).min() >= threshold
+    for b, sentences in enumerate(ref["sentences"]):
+        n = int(text["sentence_mask"][b].sum())
+        assert n == len(sentences) and _cos(text["sentences"][b, :n], sentences).min() >= threshold
+    assert _cos(prompts, ref_prompts).min() >= threshold
+    ours = (model.scales()[0] * F.normalize(image["image_global"], dim=-1) @ F.normalize(prompts, dim=-1).T).softmax(-1)
+    theirs = released.reference_zero_shot(state, ref_global, ref_prompts)
+    assert _cos(ours, theirs).min() >= threshold
+    return ours, theirs
+
+
+def test_fixture_has_the_released_layout(fp32_state, text_folder):
+    """Every key of the table, in the table's order of kinds; wte = tokenizer + 6 rows."""
+    table = released.read_table()
+    assert list(fp32_state) == [key for key, _, _ in table]
+    bf16 = released.build_state(text_folder, torch.bfloat16)
+    assert all(str(bf16[k].dtype) == f"torch.{dtype}" for k, _, dtype in table)
+    tok = released.released_tokenizer(text_folder)
+    assert fp32_state["text_encoder_q.model.base_model.model.transformer.wte.weight"].shape[0] == len(tok)
+
+
+def test_fp32_import_reproduces_the_released_forward(imported_fp32, fp32_state, text_folder, pixels):
+    report, model, info = imported_fp32
+    ours, theirs = _check_against_reference(model, fp32_state, text_folder, pixels, 0.9999)
+    assert torch.allclose(ours, theirs, atol=1e-4)
     assert report.kind == "mama-lightning" and not report.fresh
-    model, info = load_model_dir(tmp_path / "out")
-    sd, src = model.state_dict(), ckpt["state_dict"]
-    q, k, v = src["img_encoder_q.model.blocks.1.attn.qkv.weight"].chunk(3)
-    assert torch.equal(sd["vision.encoder.layer.1.attention.k_proj.weight"], k)
-    assert torch.equal(sd["vision.embeddings.register_tokens"], src["img_encoder_q.model.register_tokens"])
-    assert torch.equal(sd["image_local_head.0.weight"], src["img_encoder_q.local_embed.0.weight"][..., 0])
-    assert torch.equal(sd["text_global_head.weight"], src["text_encoder_q.global_embed.weight"])
-    lora = next(k for k in text_state if "lora_B" in k)
-    assert torch.equal(sd[f"text.backbone.{lora}"], text_state[lora])
-    assert float(sd["logit_scale"]) == 2.5 and float(sd["local_scale"]) == 1.5
-    assert model.config.vision.image_size == GRID * PATCH and info["import_kind"] == "mama-lightning"
+    assert any("simclr_proj" in note for note in report.notes)
+    cfg = info["model"]
+    assert cfg["vision"]["pooling"] == "mean_pre_norm" and cfg["vision"]["resize"] == "stretch"
+    assert cfg["text"]["tokenization"] == "released" and cfg["text"]["pooling"] == "mean_all"
+    assert cfg["text"]["zero_shot_pooling"] == "pad_offset" and cfg["text"]["max_length"] == 144
+    assert cfg["local_head"] == "conv_bn" and cfg["local_hidden"] == 24 and cfg["logit_scale_max"] is None
+    assert info["reference"]["loss"]["directions"] == "sum" and info["reference"]["hyper_parameters"]["late_loss"] == 8000
+    assert model.logit_scale.item() == pytest.approx(fp32_state["logit_scale"].item())
 
 
-def test_missing_and_unexpected_keys_are_named(tmp_path, text_state):
-    ckpt = lightning_ckpt(text_state)
-    del ckpt["state_dict"]["text_encoder_q.global_embed.bias"]
-    ckpt["state_dict"]["img_encoder_q.projector.weight"] = torch.zeros(2)
-    torch.save(ckpt, tmp_path / "bad.ckpt")
+def test_bf16_checkpoint_imports_through_the_cli(tmp_path, text_folder, pixels, capsys):
+    from mama_core.cli import main
+
+    state = released.build_state(text_folder, torch.bfloat16, seed=1)
+    torch.save(released.lightning_container(state), tmp_path / "bf16.ckpt")
+    code = main(["import-checkpoint", str(tmp_path / "bf16.ckpt"), str(tmp_path / "model"), "--text-model",
+                 str(text_folder), "--num-heads", str(released.VIT_HEADS)])
+    assert code == 0, capsys.readouterr().err
+    model, info = load_model_dir(tmp_path / "model")
+    assert info["checkpoint_dtype"] == "bfloat16"
+    # Every non-base tensor is the checkpoint's bf16 value exactly; the text base is the local
+    # fp32 model (of which the checkpoint holds the bf16 rounding), hence a small difference.
+    assert torch.equal(model.state_dict()["image_global_head.weight"],
+                       state["img_encoder_q.global_embed.weight"].float())
+    _check_against_reference(model, state, text_folder, pixels, 0.9999)
+
+
+def test_safetensors_state_dict_imports_the_same(tmp_path, text_folder, fp32_state, imported_fp32, pixels):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in fp32_state.items()}, str(tmp_path / "mama.safetensors"),
+              metadata={"hyper_parameters": json.dumps(released.HPARAMS)})
+    import_checkpoint(tmp_path / "mama.safetensors", tmp_path / "model", text_path=str(text_folder),
+                      num_heads=released.VIT_HEADS)
+    model, _ = load_model_dir(tmp_path / "model")
+    reference = imported_fp32[1]
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_mode_flags_come_from_hyper_parameters(tmp_path, text_folder, fp32_state):
+    hparams = {**released.HPARAMS, "pool_feat": False, "pool_txt_feat": False}
+    torch.save(released.lightning_container(fp32_state, hparams), tmp_path / "cls.ckpt")
+    report = import_checkpoint(tmp_path / "cls.ckpt", tmp_path / "model", text_path=str(text_folder),
+                               num_heads=released.VIT_HEADS)
+    assert report.modes["vision.pooling"] == "cls" and report.modes["text.pooling"] == "pad_offset"
+    torch.save(released.lightning_container(fp32_state, {**hparams, "avg_sent_feat": True}), tmp_path / "avg.ckpt")
+    with pytest.raises(ModelError, match="avg_sent_feat"):
+        import_checkpoint(tmp_path / "avg.ckpt", tmp_path / "model2", text_path=str(text_folder))
+
+
+def test_misfits_are_named_key_by_key(tmp_path, text_folder, fp32_state):
+    state = dict(fp32_state)
+    del state["text_encoder_q.global_embed.bias"]
+    state["img_encoder_q.projector.weight"] = torch.zeros(2)
+    key = "img_encoder_q.local_embed.head.3.bias"
+    state[key] = torch.zeros(7)
+    torch.save(released.lightning_container(state), tmp_path / "bad.ckpt")
     with pytest.raises(ModelError) as err:
-        import_checkpoint(tmp_path / "bad.ckpt", tmp_path / "out", num_heads=2)
-    assert "text_global_head.bias" in str(err.value) and "img_encoder_q.projector.weight" in str(err.value)
+        import_checkpoint(tmp_path / "bad.ckpt", tmp_path / "out", text_path=str(text_folder),
+                          num_heads=released.VIT_HEADS)
+    text = str(err.value)
+    assert "missing text_global_head.bias" in text and "unexpected img_encoder_q.projector.weight" in text
+    assert "shape image_local_head.head.3.bias" in text
     assert not (tmp_path / "out").exists()
 
 
-def test_text_base_must_match_the_local_text_model(tmp_path, text_state):
-    ckpt = lightning_ckpt(text_state)
-    key = next(k for k in ckpt["state_dict"] if k.endswith("query.base_layer.weight"))
-    ckpt["state_dict"][key] = ckpt["state_dict"][key] + 1.0
-    torch.save(ckpt, tmp_path / "other-base.ckpt")
-    with pytest.raises(ModelError, match="text base weights differ"):
-        import_checkpoint(tmp_path / "other-base.ckpt", tmp_path / "out", num_heads=2)
+def test_text_base_is_compared_in_the_checkpoint_dtype(tmp_path, text_folder):
+    state = released.build_state(text_folder, torch.bfloat16)
+    key = "text_encoder_q.model.base_model.model.transformer.h.1.mlp.c_fc.weight"
+    state[key] = state[key] * 1.01
+    torch.save(released.lightning_container(state), tmp_path / "other.ckpt")
+    with pytest.raises(ModelError, match=r"compared in bfloat16\) at: text\.backbone\..*h\.1\.mlp\.c_fc"):
+        import_checkpoint(tmp_path / "other.ckpt", tmp_path / "out", text_path=str(text_folder),
+                          num_heads=released.VIT_HEADS)
 
 
-def test_hub_vit_state_dict(tmp_path):
-    torch.save(hub_state(), tmp_path / "dinov2.pth")
-    report = import_checkpoint(tmp_path / "dinov2.pth", tmp_path / "out", num_heads=2, embed_dim=EMB)
+def test_wrong_text_model_is_refused(tmp_path, fp32_state):
+    torch.save(released.lightning_container(fp32_state), tmp_path / "mama.ckpt")
+    with pytest.raises(ModelError):
+        import_checkpoint(tmp_path / "mama.ckpt", tmp_path / "out", text_path="minilm")
+
+
+# --------------------------------------------------------------------------- torch.hub ViT
+
+
+def test_hub_vit_state_dict(tmp_path, fp32_state):
+    hub = {k.removeprefix("img_encoder_q.model."): v for k, v in fp32_state.items()
+           if k.startswith("img_encoder_q.model.")}
+    torch.save(hub, tmp_path / "dinov2.pth")
+    report = import_checkpoint(tmp_path / "dinov2.pth", tmp_path / "out", num_heads=2, embed_dim=16)
     assert report.kind == "hub-vit" and report.fresh
     model, _ = load_model_dir(tmp_path / "out")
-    assert torch.equal(model.state_dict()["vision.layernorm.weight"], hub_state()["norm.weight"])
+    assert torch.equal(model.state_dict()["vision.layernorm.weight"], hub["norm.weight"])
+    assert read_checkpoint(tmp_path / "dinov2.pth").hparams is None
+
+
+# --------------------------------------------------------------------------- unsafe files
 
 
 class _Exploit:
@@ -123,7 +216,7 @@ def test_code_executing_pickle_is_refused(tmp_path, writer):
         with open(path, "wb") as fh:
             pickle.dump({"state_dict": {"x": payload}}, fh)
     else:
-        torch.save({"state_dict": {"x": payload}}, path)
+        torch.save({"state_dict": {"x": payload}, "hyper_parameters": {"pool_feat": True}}, path)
     with pytest.raises(ModelError, match="refused to load"):
         import_checkpoint(path, tmp_path / "out")
     assert not marker.exists()

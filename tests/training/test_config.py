@@ -84,3 +84,21 @@ def test_round_trip_through_dict():
     cfg = load_config(None, ["augment.blur_sigma=0.5,1.0", "optim.betas=0.8,0.9"])
     again = TrainConfig.from_dict(cfg.to_dict())
     assert again == cfg
+
+
+def test_released_code_options_override_and_validate():
+    cfg = load_config(None, ["loss.delta_terms=[image_image_loss, local_loss]", "loss.directions=sum",
+                             "optim.decay_all=true", "model.vision.resize=stretch", "model.local_head=conv_bn",
+                             "model.logit_scale_max=null"])
+    loss = cfg.loss_config()
+    assert loss.delta_terms == ["image_image_loss", "local_loss"] and loss.directions == "sum"
+    assert cfg.optim.decay_all and cfg.model_config().vision.resize == "stretch"
+    assert cfg.model_config().logit_scale_max is None
+    for override, field in [("loss.delta_terms=[image_text_loss]", "loss.delta_terms"),
+                            ("loss.directions=max", "loss.directions"),
+                            ("model.vision.resize=crop", "model.vision.resize"),
+                            ("model.text.pooling=first", "model.text.pooling"),
+                            ("model.local_head=attention", "model.local_head")]:
+        with pytest.raises(ConfigError) as info:
+            load_config(None, [override])
+        assert info.value.field == field, override
