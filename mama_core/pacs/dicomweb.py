@@ -64,6 +64,9 @@ class DicomWebConnection:
     def __init__(self, node: PacsNode):
         self.node = node
         self.client = DICOMwebClient(node.url.rstrip("/"), session=_session(node), timeout=node.timeout_s)
+        # dicomweb-client retries *every* failure (a refused connection too) with exponential
+        # back-off, ~30 s before an error surfaces; a retrieve resumes cheaply, so fail at once.
+        self.client.set_http_retry_params(retry=False)
 
     def __enter__(self) -> "DicomWebConnection":
         return self

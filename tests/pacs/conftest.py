@@ -150,7 +150,7 @@ def orthanc(tmp_path_factory):
         server.upload(server.studies["files"])
         yield server
     finally:
-        server.stop()
+        server.kill()  # throwaway storage: no need for a graceful (slow) shutdown
 
 
 @pytest.fixture

@@ -93,3 +93,33 @@ def test_auth_failure_raises_during_find(orthanc, web_node):
     with pytest.raises(PacsError) as info:
         find_studies(dataclasses.replace(web_node, secret="wrong"), StudyQuery())
     assert info.value.stage == "auth" and "wrong" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["web", "dimse"])
+def test_server_killed_mid_retrieve_leaves_only_whole_files(kind, orthanc, tmp_path):
+    """A second Orthanc (same storage layout) is killed after the first file; the cache then
+    holds only complete files, and a retrieve after a restart resumes."""
+    from mama_core.pacs import PacsNode
+    from tests.pacs.conftest import OUR_AET as AET, PACS_AET, PASSWORD, OrthancServer, free_port
+
+    server = OrthancServer(tmp_path / "pacs", free_port(), free_port(), free_port()).start()
+    try:
+        server.upload(sorted(orthanc.studies["folders"][orthanc.studies["other"]].glob("*.dcm")))
+        node = (PacsNode("k", "dicomweb", url=server.dicomweb, auth="basic", username=USER, secret=PASSWORD)
+                if kind == "web" else
+                PacsNode("k", "dimse", aet=PACS_AET, host="127.0.0.1", port=server.dicom_port, calling_aet=AET, timeout_s=5))
+        cache = tmp_path / "cache"
+        with pytest.raises(PacsError):
+            for report in retrieve_study(node, orthanc.studies["other"], root=cache):
+                if report.done == 1:
+                    server.kill()
+        folder = report.folder
+        assert [p.name for p in folder.iterdir() if not p.name.endswith(".dcm")] == []
+        kept = sorted(folder.glob("*.dcm"))
+        assert len(kept) == 1
+        assert pydicom.dcmread(kept[0]).pixel_array.shape[0] == 256  # whole file, pixels and all
+        server.start()
+        last = list(retrieve_study(node, orthanc.studies["other"], root=cache))[-1]
+        assert last.finished and last.already_local == 1 and last.fetched == 3
+    finally:
+        server.kill()
