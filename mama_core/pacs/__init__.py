@@ -3,7 +3,7 @@ C-GET/C-MOVE, C-STORE) nodes, test connection, and retrieval into the local stud
 See docs/pacs.md.
 """
 
-from mama_core.pacs.connect import open_connection, store_files, check_connection
+from mama_core.pacs.connect import check_connection, open_connection, store_files
 from mama_core.pacs.nodes import PacsNode, PacsSettings, add_node, load_settings, remove_node, save_settings
 from mama_core.pacs.retrieve import RetrieveProgress, StudyRetrieval, find_priors, get_study, retrieve_study
 from mama_core.pacs.types import ConnectionReport, PacsError, StudyInfo, StudyQuery
