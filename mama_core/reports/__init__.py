@@ -15,7 +15,7 @@ from mama_core.reports.maps import build_segmentation, map_to_stored_frame, summ
 from mama_core.reports.sr import MapSummary, ModelIdentity, build_sr
 
 __all__ = ["MapSummary", "ModelIdentity", "ReportFiles", "build_segmentation", "build_sr", "map_to_stored_frame",
-           "model_identity", "write_study_report"]
+           "describe_files", "model_identity", "write_study_report"]
 
 
 @dataclass
@@ -72,3 +72,32 @@ def write_study_report(study, out_dir: str | Path, predictor, sentences: list[st
     summaries, segs = _maps(predictor, study, list(sentences), sources, identity, out) if sentences else ([], [])
     sr = build_sr(prediction, sources, identity, summaries)
     return ReportFiles(study.uid, _write(out / f"SR_{sr.SOPInstanceUID}.dcm", sr), segs)
+
+
+def describe_files(paths: list[Path]) -> list[str]:
+    """One line per DICOM object to be sent: what it is, which study, which images it refers
+    to (what a reader sees before pressing Send)."""
+    lines = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if ds.Modality == "SR":
+            groups = _text_items(ds.ContentSequence, "Tracking Identifier")
+            lines.append(f"Structured Report (TID 1500), study {ds.StudyInstanceUID}: {len(groups)} groups "
+                         f"({', '.join(groups[:8])}{'…' if len(groups) > 8 else ''})")
+        elif ds.Modality == "SEG":
+            ref = ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+            labels = [str(s.SegmentLabel) for s in ds.SegmentSequence]
+            lines.append(f"Segmentation on image {ref} ({ds.ContentDescription}): {'; '.join(labels)}")
+        else:
+            lines.append(f"{ds.Modality} object {ds.SOPInstanceUID}")
+        lines.append(f"    file: {path}")
+    return lines
+
+
+def _text_items(items, meaning: str) -> list[str]:
+    out = []
+    for item in items:
+        if "TextValue" in item and item.ConceptNameCodeSequence[0].CodeMeaning == meaning:
+            out.append(str(item.TextValue))
+        out += _text_items(item.get("ContentSequence", []), meaning)
+    return out
