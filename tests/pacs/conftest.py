@@ -19,7 +19,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+# MAMA_ORTHANC: the Orthanc binary when it is not on PATH (or a missing path, to check the skips).
+ORTHANC = os.environ.get("MAMA_ORTHANC") or shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc/plugins", "/usr/local/share/orthanc/plugins")
 USER, PASSWORD = "mama", "s3cret-pw"
 PACS_AET, OUR_AET = "ORTHANC", "MAMATEST"
