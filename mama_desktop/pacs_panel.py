@@ -8,11 +8,13 @@ failure is a notice naming the stage that failed (DNS, refused, association, aut
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QProcess, QProcessEnvironment, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
     QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -45,10 +47,24 @@ def _retrieve(node: Any, study_uid: str, priors: bool, progress: Any, stop: Any)
     return get_study(node, study_uid, priors=priors, stop=stop, progress=progress)
 
 
-def _prepare_results(study: Any, predictor: Any, sentences: list[str], out: Path) -> tuple[Any, list[str]]:
-    from mama_core.reports import describe_files, write_study_report
+def report_command(folder: Path, study_uid: str, model_dir: Path, device: str, sentences: list[str],
+                   out: Path) -> tuple[str, list[str]]:
+    """(program, arguments) of the `mama report` child that writes the results.
 
-    files = write_study_report(study, out, predictor, sentences)
+    A child process and not a worker thread: highdicom parses its DICOM standard tables with
+    one long C call on first use that holds the GIL for up to seconds, which would freeze the
+    event loop however the work is threaded."""
+    args = ["-m", "mama_core.cli", "report", str(folder), "--study-uid", study_uid, "--out", str(out),
+            "--model", str(model_dir), "--device", device, "--json"]
+    if sentences:
+        args += ["--maps", *sentences]
+    return sys.executable, args
+
+
+def _describe(result: dict) -> tuple[Any, list[str]]:
+    from mama_core.reports import ReportFiles, describe_files
+
+    files = ReportFiles(result["study_uid"], Path(result["sr"]), [Path(p) for p in result["segmentations"]])
     return files, describe_files(files.files)
 
 
@@ -280,13 +296,42 @@ class PacsPanel(QWidget):
         if state is None or getattr(state, "study", None) is None or getattr(state, "predictor", None) is None:
             self._say("Open a study and load a model first: results are computed for the current study.")
             return
+        folder = getattr(state, "folder", None) or next(iter(state.study.images.values())).parent
         out = Path(tempfile.mkdtemp(prefix="mama-results-"))
+        program, args = report_command(Path(folder), state.study.uid, state.predictor.model_dir,
+                                       state.predictor.device.type, list(getattr(state, "sentences", []) or []), out)
         self.send_button.setEnabled(False)
-        self._ok("Preparing results…")
-        self.runner.start(_prepare_results, state.study, state.predictor, list(getattr(state, "sentences", []) or []),
-                          out, on_done=lambda r: self._show_preview(node, *r),
-                          on_error=lambda e: self._fail(e, "Could not prepare the results: "),
-                          on_settled=lambda: self.send_button.setEnabled(True))
+        self._ok("Preparing results (model predictions and maps, in a separate process)…")
+        self._report_process = process = QProcess(self)
+        process.setProcessEnvironment(self._child_environment())
+        process.finished.connect(lambda code, _status: self._report_written(node, process, code))
+        process.errorOccurred.connect(lambda err: self._report_written(node, process, -1)
+                                      if err == QProcess.ProcessError.FailedToStart else None)
+        process.start(program, args)
+
+    @staticmethod
+    def _child_environment() -> QProcessEnvironment:
+        from .engine import child_environment
+
+        env = QProcessEnvironment.systemEnvironment()
+        for key, value in child_environment().items():
+            env.insert(key, value)
+        return env
+
+    def _report_written(self, node: Any, process: QProcess, code: int) -> None:
+        self.send_button.setEnabled(True)
+        out = bytes(process.readAllStandardOutput()).decode("utf-8", "replace").strip().splitlines()
+        err = bytes(process.readAllStandardError()).decode("utf-8", "replace").strip().splitlines()
+        try:
+            result = json.loads(out[-1]) if code == 0 and out else None
+        except ValueError:
+            result = None
+        if result is None:
+            reason = next((line for line in reversed(err) if line.startswith("mama ")), err[-1] if err else f"exit {code}")
+            self._fail(RuntimeError(reason), "Could not prepare the results: ")
+            return
+        self.runner.start(_describe, result, on_done=lambda r: self._show_preview(node, *r),
+                          on_error=lambda e: self._fail(e, "Could not read the results: "))
 
     def _show_preview(self, node: Any, files: Any, lines: list[str]) -> None:
         self._pending_files = list(files.files)

@@ -99,3 +99,30 @@ def test_a_refusing_server_gives_a_clear_notice(qtbot, panel, orthanc, dimse_nod
     assert isinstance(blocker.args[0], Exception)
     assert "did not accept" in panel.status.text() and "association rejected" in panel.status.text()
     assert panel.notices and panel.notices[-1][0] == "error"
+
+
+@pytest.mark.slow
+def test_send_results_runs_mama_report_in_a_child_then_previews(qtbot, panel, orthanc, tmp_path_factory):
+    """The whole path: the current study's results are written by a `mama report` child (a
+    real tiny model), previewed, and stored."""
+    import types
+
+    import torch
+
+    from mama_core.dicom import find_studies
+    from tests.inference.conftest import build_tiny_model_dir
+
+    model_dir = build_tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
+    folder = orthanc.studies["folders"][orthanc.studies["other"]]
+    study = find_studies(folder)[0]
+    state = types.SimpleNamespace(folder=folder, study=study, sentences=["a mass"],
+                                  predictor=types.SimpleNamespace(model_dir=model_dir, device=torch.device("cpu")))
+    panel.state = state
+    panel.server.setCurrentText("web")
+    panel.send_button.click()
+    qtbot.waitUntil(lambda: panel.preview is not None and panel.preview.isVisible(), timeout=120000)
+    text = panel.preview.text.toPlainText()
+    assert "Structured Report (TID 1500)" in text and text.count("Segmentation on image") == 4
+    with qtbot.waitSignal(panel.sendDone, timeout=20000) as blocker:
+        panel.preview.send_button.click()
+    assert len(blocker.args[0]["stored"]) == 5
