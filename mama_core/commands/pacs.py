@@ -8,7 +8,7 @@ import sys
 from mama_core.commands._output import print_json, print_table
 
 NAME = "pacs"
-HELP = "PACS nodes (DICOMweb or DIMSE): add, list, remove, echo, find, get (with priors), store"
+HELP = "PACS nodes (DICOMweb or DIMSE): add, list, remove, echo, find, get (with priors), priors, store, set"
 
 
 def _sub(subs, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     get.add_argument("--priors", action="store_true", default=None, help="also fetch the patient's earlier studies "
                                                                           "(default: the auto-priors setting)")
     get.add_argument("--no-priors", dest="priors", action="store_false")
+    priors = _sub(subs, "priors", "list the earlier mammography studies of a study's patient (fetch with get)")
+    priors.add_argument("--server", required=True)
+    priors.add_argument("--study", required=True, help="StudyInstanceUID")
     store = _sub(subs, "store", "send DICOM files (e.g. `mama report` output) to a node")
     store.add_argument("--server", required=True)
     store.add_argument("files", nargs="+")
@@ -169,6 +172,19 @@ def _get(args) -> int:
     return 0
 
 
+def _priors(args) -> int:
+    from mama_core.pacs import find_priors, load_settings, open_connection
+    from mama_core.pacs.retrieve import lookup_study
+
+    with open_connection(load_settings().node(args.server)) as conn:
+        found = find_priors(conn, lookup_study(conn, args.study))
+    if args.json:
+        print_json([s.to_json() for s in found])
+        return 0
+    print_table(["prior study", "date", "images"], [(s.study_uid, s.date or "-", s.n_images or "-") for s in found])
+    return 0
+
+
 def _store(args) -> int:
     from mama_core.pacs import load_settings, store_files
 
@@ -188,7 +204,7 @@ def _set(args) -> int:
 
 
 ACTIONS = {"add": _add, "list": _list, "remove": _remove, "echo": _echo, "find": _find, "get": _get,
-           "store": _store, "set": _set}
+           "priors": _priors, "store": _store, "set": _set}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -96,6 +96,8 @@ def test_cli_find_and_get_against_orthanc(orthanc, capsys, tmp_path, monkeypatch
     assert {orthanc.studies["current"], orthanc.studies["prior"]} <= {s["study_uid"] for s in studies}
     row = next(s for s in studies if s["study_uid"] == orthanc.studies["current"])
     assert row["images"] == 4 and row["modalities"] == ["MG"] and row["patient"]["id"] == orthanc.studies["patient_id"]
+    assert main(["pacs", "priors", "--server", "local", "--study", orthanc.studies["current"], "--json"]) == 0
+    assert [p["study_uid"] for p in json.loads(capsys.readouterr().out)] == [orthanc.studies["prior"]]
     assert main(["pacs", "get", "--server", "local", "--study", orthanc.studies["current"], "--priors", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert len(list(__import__("pathlib").Path(got["folder"]).glob("*.dcm"))) == 4
