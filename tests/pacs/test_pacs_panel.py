@@ -126,3 +126,20 @@ def test_send_results_runs_mama_report_in_a_child_then_previews(qtbot, panel, or
     with qtbot.waitSignal(panel.sendDone, timeout=20000) as blocker:
         panel.preview.send_button.click()
     assert len(blocker.args[0]["stored"]) == 5
+
+
+def test_main_window_hook_opens_the_retrieved_folder(qtbot, tmp_path):
+    import types
+
+    from mama_desktop.main_window import MainWindow
+    from mama_desktop.settings import DesktopSettings
+
+    window = MainWindow(DesktopSettings())
+    qtbot.addWidget(window)
+    opened = []
+    window.open_folder = opened.append
+    panel = window.show_pacs()
+    assert window.show_pacs() is panel and window.docks["PACS"].widget() is panel
+    panel.studyRetrieved.emit(types.SimpleNamespace(folder=tmp_path))
+    assert opened == [tmp_path]
+    window.shutdown()
