@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 import requests
+import requests.adapters
 from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import add_certs_to_session, create_session, create_session_from_user_pass
 from pydicom.dataset import Dataset
@@ -20,6 +21,20 @@ STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "Ac
 SERIES_FIELDS = ("SeriesInstanceUID", "Modality", "BodyPartExamined", "NumberOfSeriesRelatedInstances")
 
 
+class _NodeCaAdapter(requests.adapters.HTTPAdapter):
+    """Verifies https against the node's CA file. requests lets REQUESTS_CA_BUNDLE /
+    CURL_CA_BUNDLE in the environment override `session.verify`, so the file is applied
+    here, per request, where the environment cannot replace it."""
+
+    def __init__(self, ca_file: str):
+        super().__init__()
+        self.ca_file = ca_file
+
+    def send(self, request, **kwargs):
+        kwargs["verify"] = self.ca_file
+        return super().send(request, **kwargs)
+
+
 def _session(node: PacsNode) -> requests.Session:
     if node.auth == "basic":
         session = create_session_from_user_pass(node.username, node.resolved_secret())
@@ -29,6 +44,7 @@ def _session(node: PacsNode) -> requests.Session:
             session.headers["Authorization"] = f"Bearer {node.resolved_secret()}"
     if node.ca_file:
         session = add_certs_to_session(session, ca_bundle=node.ca_file)
+        session.mount("https://", _NodeCaAdapter(node.ca_file))
     return session
 
 

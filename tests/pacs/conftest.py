@@ -121,6 +121,22 @@ class OrthancServer:
             self.rest("/instances", Path(f).read_bytes(), "POST")
 
 
+def self_signed(folder: Path) -> tuple[Path, Path] | None:
+    """A throwaway certificate for 127.0.0.1 (openssl): (key PEM, certificate = CA file), or None.
+
+    (Orthanc 1.10.1 as packaged by Debian crashes on its first HTTPS request, so the TLS test
+    uses Python's own https server instead.)"""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return key, cert
+
+
 def make_studies(out: Path, rows: int = 256) -> dict:
     """Three synthetic MG studies; study 1 is re-filed as an earlier exam of study 0's patient."""
     from mama_core.synthetic import generate_studies

@@ -102,3 +102,33 @@ def test_cli_find_and_get_against_orthanc(orthanc, capsys, tmp_path, monkeypatch
     got = json.loads(capsys.readouterr().out)
     assert len(list(__import__("pathlib").Path(got["folder"]).glob("*.dcm"))) == 4
     assert [p["study_uid"] for p in got["priors"]] == [orthanc.studies["prior"]]
+
+
+def test_tls_stage_with_and_without_the_ca_file(tmp_path):
+    """A local https server with a self-signed certificate: with the CA file the TLS stage
+    passes (the server then answers 404: a 'protocol' failure); without it, 'tls'."""
+    import http.server
+    import ssl
+    import threading
+
+    from tests.pacs.conftest import self_signed
+
+    pem = self_signed(tmp_path)
+    if pem is None:
+        pytest.skip("openssl is not installed (needed to make a test certificate)")
+    key, cert = pem
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{httpd.server_address[1]}/dicom-web"
+        trusted = check_connection(PacsNode("t", "dicomweb", url=url, ca_file=str(cert), timeout_s=5))
+        assert (trusted.ok, trusted.stage) == (False, "protocol") and "HTTP 501" in trusted.message, trusted
+        untrusted = check_connection(PacsNode("t", "dicomweb", url=url, timeout_s=5))
+        assert (untrusted.ok, untrusted.stage) == (False, "tls") and "not trusted" in untrusted.message
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -125,3 +125,4 @@ def test_server_killed_mid_retrieve_leaves_only_whole_files(kind, orthanc, tmp_p
         assert last.finished and last.already_local == 1 and last.fetched == 3
     finally:
         server.kill()
+
