@@ -62,8 +62,8 @@ class PacsNode:
         if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
             raise ConfigError(f"timeout must be positive, got {self.timeout_s!r}", field="timeout_s")
         self._check_kind()
-        if self.secret:
-            note_identifiers(self.secret, self.resolved_secret())
+        if self.secret and not self.secret.startswith("env:"):
+            note_identifiers(self.secret)  # an env: secret is noted when it is read
 
     def _check_kind(self) -> None:
         if self.kind == "dicomweb":
@@ -92,6 +92,7 @@ class PacsNode:
             value = os.environ.get(var)
             if value is None:
                 raise ConfigError(f"environment variable {var} (the secret of node {self.name}) is not set", field="secret")
+            note_identifiers(value)
             return value
         return self.secret
 

@@ -49,8 +49,10 @@ def test_invalid_nodes_are_config_errors(bad):
 
 
 def test_secret_from_environment_and_never_in_log_files(tmp_path, monkeypatch):
+    node = _web(auth="bearer", secret="env:MAMA_TEST_TOKEN")  # the variable may be missing until used
+    with pytest.raises(ConfigError):
+        node.resolved_secret()
     monkeypatch.setenv("MAMA_TEST_TOKEN", "tok-very-secret-123")
-    node = _web(auth="bearer", secret="env:MAMA_TEST_TOKEN")
     assert node.resolved_secret() == "tok-very-secret-123"
     log_file = tmp_path / "t.log"
     logger = logging.getLogger("mama-test-secret")
