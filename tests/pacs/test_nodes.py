@@ -134,3 +134,23 @@ def test_tls_stage_with_and_without_the_ca_file(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_only_mammography_series_and_images_are_kept(tmp_path):
+    """MG series always; RG/DX/CR/OT/SC only when the series or the image says breast; a real
+    CR chest-type file from pydicom-data is not a mammogram, a synthetic MG file is."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from mama_core.pacs.types import SeriesInfo, is_mammogram_dataset
+    from mama_core.synthetic import generate_studies
+
+    assert SeriesInfo("1", "MG", None, 4).mammography() is True
+    assert SeriesInfo("1", "DX", "BREAST", 4).mammography() is True
+    assert SeriesInfo("1", "CR", None, 1).mammography() is None  # look at each image
+    assert SeriesInfo("1", "SR", None, 1).mammography() is False
+    assert SeriesInfo("1", "CT", "CHEST", 90).mammography() is False
+    cr = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm", download=False), stop_before_pixels=True)
+    assert not is_mammogram_dataset(cr)
+    generate_studies(tmp_path, 1, seed=1, rows=128)
+    assert is_mammogram_dataset(pydicom.dcmread(next(tmp_path.glob("*/*.dcm")), stop_before_pixels=True))

@@ -126,3 +126,16 @@ def test_server_killed_mid_retrieve_leaves_only_whole_files(kind, orthanc, tmp_p
     finally:
         server.kill()
 
+
+
+def test_auto_priors_setting_fetches_priors_without_asking(orthanc, web_node, tmp_path):
+    from mama_core.pacs import load_settings, save_settings
+
+    settings = load_settings()
+    settings.auto_priors = True
+    save_settings(settings)
+    result = get_study(web_node, orthanc.studies["current"], root=tmp_path)  # priors=None: the setting decides
+    assert [s.study_uid for s, _ in result.priors] == [orthanc.studies["prior"]]
+    settings.auto_priors = False
+    save_settings(settings)
+    assert get_study(web_node, orthanc.studies["current"], root=tmp_path).priors == []
