@@ -186,8 +186,7 @@ class PacsPanel(QWidget):
         self.statusChanged.emit(text)
 
     def _fail(self, exc: BaseException, what: str = "") -> None:
-        stage = getattr(exc, "stage", None)
-        message = f"{what}{exc}" if stage is None else f"{what}{exc}"
+        message = f"{what}{exc}"  # a PacsError already names the node and the stage that failed
         self.status.setStyleSheet("color: #c0392b;")
         self._say(message)
         if self._notify is not None:
