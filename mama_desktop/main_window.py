@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         f = bar.addMenu("&File")
         self._action(f, "&Open folder…", self.choose_folder, ["Ctrl+O"])
         self._action(f, "Open &demo studies", self.open_demo, ["Ctrl+D"])
+        self._action(f, "&PACS…", self.show_pacs, ["Ctrl+Shift+P"])
         self._action(f, "&Settings…", self.edit_settings, ["Ctrl+,"])
         f.addSeparator()
         self._action(f, "&Quit", self.close, ["Ctrl+Q"])
@@ -256,6 +257,24 @@ class MainWindow(QMainWindow):
             save_settings(new)
             if reload:
                 self.load_model()
+
+    def show_pacs(self) -> Any:
+        """The PACS source (pacs_panel.py) in a dock, built on first use; a retrieved study opens
+        through the ordinary open-folder path."""
+        if getattr(self, "pacs_panel", None) is None:
+            from .pacs_panel import PacsPanel
+
+            self.pacs_panel = PacsPanel(self.runner, self.state, self.notes.notify)
+            self.pacs_panel.studyRetrieved.connect(lambda result: self.open_folder(result.folder))
+            dock = QDockWidget("PACS", self)
+            dock.setObjectName("dock-PACS")
+            dock.setWidget(self.pacs_panel)
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+            self.docks["PACS"] = dock
+        self.pacs_panel.reload_nodes()
+        self.docks["PACS"].show()
+        self.docks["PACS"].raise_()
+        return self.pacs_panel
 
     def show_finetune(self) -> FinetuneDialog:
         """One dialog per window: reopening it shows the run in progress."""
