@@ -8,7 +8,8 @@ from mama_core.commands._output import print_json
 
 NAME = "report"
 HELP = ("write a study's predictions as a DICOM Structured Report (TID 1500) and, for each --maps "
-        "sentence, a Segmentation of where it matches, ready for `mama pacs store` (research use only)")
+        "sentence, a Parametric Map of its cosine and a Segmentation of where it matches, ready for "
+        "`mama pacs store` (research use only)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

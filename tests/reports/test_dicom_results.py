@@ -110,3 +110,24 @@ def test_map_to_stored_frame_mirrors_flipped_images_and_checks_shape():
     assert map_to_stored_frame(canonical, False, 4, 6)[1, 0] == 1.0
     with pytest.raises(DataError):
         map_to_stored_frame(canonical, False, 6, 4)
+
+
+def test_parametric_maps_give_back_the_cosine_in_the_stored_frame(written, study_folder):
+    files, _, maps = written
+    study = find_studies(study_folder)[0]
+    uid_to_key = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: k for k, p in study.images.items()}
+    assert len(files.parametric_maps) == 4 * len(SENTENCES)
+    seen = set()
+    for path in files.parametric_maps:
+        pm = hd.pm.ParametricMap.from_dataset(pydicom.dcmread(path))
+        source = pm.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+        key = uid_to_key[source.ReferencedSOPInstanceUID]
+        sentence = str(pm.ContentDescription)
+        image = read_image(study.images[key])
+        canonical = maps.maps[key][SENTENCES.index(sentence)]
+        stored = canonical[:, ::-1] if image.flipped else canonical
+        np.testing.assert_array_equal(pm.pixel_array.reshape(stored.shape), stored)  # float32, no rescaling
+        mapping = pm.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]
+        assert f"{maps.threshold:.4f}" in str(mapping.LUTExplanation)
+        seen.add((key, sentence))
+    assert len(seen) == 4 * len(SENTENCES)
