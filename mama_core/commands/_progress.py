@@ -100,7 +100,7 @@ class JobProgress:
 
     # ---- updates
     def update(self, done: int, total: int | None = None, description: str | None = None,
-               info: str | None = None) -> None:
+               info: str | None = None, unit: str | None = None) -> None:
         # A new phase: another description, or another total once one was known (a first
         # total only completes the phase the job started with).
         new_phase = (description is not None and description != self.description) or \
@@ -108,9 +108,12 @@ class JobProgress:
         if new_phase:
             self._finish_plain_phase()
             self.description = description or self.description
-            self._phase_start, self._phase_done0, self._last_plain = time.monotonic(), 0, None
+            # The rate counts from this first report of the phase (its work started unseen).
+            self._phase_start, self._phase_done0, self._last_plain = time.monotonic(), done, None
         if total is not None:
             self.total = total
+        if unit is not None:
+            self.unit = unit
         self.done = done
         if info is not None:
             self.info = info
@@ -119,7 +122,7 @@ class JobProgress:
         if self._live is not None:
             if new_phase:
                 self._live.reset(self._task, total=self.total, description=self.description)
-            self._live.update(self._task, total=self.total, completed=done, info=self.info)
+            self._live.update(self._task, total=self.total, completed=done, info=self.info, unit=self.unit)
         else:
             self._plain(force=self.total is not None and done >= self.total)
 

@@ -19,6 +19,10 @@ FIELDS = (
     "local_weight", "lr", "images_per_s", "step_time_s", "max_memory_mb", "eta_s", "val_loss",
     "logit_scale", "local_scale",
 )
+FINETUNE_FIELDS = (
+    "step", "phase", "stage", "loss", "image_image_loss", "image_text_loss", "image2_text_loss", "local_loss",
+    "lr", "val_bacc", "best_val_bacc", "steps_per_s", "max_memory_mb", "elapsed_s",
+)
 # Report key -> TensorBoard tag; any other `*_loss` key is `train/<key>`; the rest is not plotted.
 TAGS = {
     "loss": "train/loss", "lr": "train/lr", "local_weight": "train/local_weight", "epoch": "train/epoch",
