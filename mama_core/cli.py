@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "demo_data", "studies", "caption",
     "train", "export",
     "predict", "query", "index", "search", "eval", "import_checkpoint", "calibrate",
-    "finetune", "models",
+    "finetune", "models", "config",
 ]
 
 

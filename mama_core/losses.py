@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -39,11 +39,16 @@ class LossConfig:
     second-view L_VT on only at step delta; the paper (our default) has them on from step 0.
     """
 
-    image_image_temperature: float = 0.1
-    local_weight: float = 1.0
-    delta_steps: int = 8000
-    hold_back_global_until_delta: bool = False
-    local_chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS
+    image_image_temperature: float = field(default=0.1, metadata={
+        "help": "temperature of the image-image (SimCLR) term; not stated in the paper"})
+    local_weight: float = field(default=1.0, metadata={
+        "help": "weight of the local alignment term once fully on"})
+    delta_steps: int = field(default=8000, metadata={
+        "help": "step delta at which the local term switches on (paper: 8000)"})
+    hold_back_global_until_delta: bool = field(default=False, metadata={
+        "help": "also hold back the image-image and second-view terms until delta (released code; the paper has them from step 0)"})
+    local_chunk_elements: int = field(default=DEFAULT_LOCAL_CHUNK_ELEMENTS, metadata={
+        "help": "memory bound of the local-loss computation (elements per chunk); does not change the result"})
 
     def __post_init__(self) -> None:
         if not (self.image_image_temperature > 0 and math.isfinite(self.image_image_temperature)):

