@@ -406,8 +406,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """A TrainConfig from a YAML file (or the defaults) plus `--set` overrides."""
-    data: dict[str, Any] = field(default={}, metadata={
-        "help": "pairs, captions, cache and loader: see the data.* options"})
+    data: dict[str, Any] = {}
     if path is not None:
         data = read_yaml(Path(path))
     try:
