@@ -178,3 +178,79 @@ def plot_reliability(bins: dict[str, ReliabilityBins], path: str | Path, title: 
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out
+
+
+# --------------------------------------------------------------------------- stored with a model
+
+TEMPERATURE_FILE = "temperature.json"
+TEMPERATURE_FORMAT = 1
+
+
+def head_identity(model_dir: str | Path, task: str) -> str | None:
+    """sha256 of heads/<task>.safetensors (None: the task is zero-shot).  A temperature is
+    only valid for the exact head it was fitted to; a replaced head makes it stale."""
+    import hashlib
+
+    f = Path(model_dir) / "heads" / f"{task}.safetensors"
+    return hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None
+
+
+def load_temperatures(model_dir: str | Path) -> dict[str, dict]:
+    """task -> {"temperature", "method", "head_sha256", "n", "ece_before", "ece_after", ...};
+    {} when the model directory has no temperature.json."""
+    import json
+
+    from mama_core.errors import ModelError
+
+    path = Path(model_dir) / TEMPERATURE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        tasks = data["tasks"]
+        for entry in tasks.values():
+            if not float(entry["temperature"]) > 0:
+                raise ValueError("temperature must be > 0")
+        return {str(t): dict(e) for t, e in tasks.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"unreadable temperature calibration: {exc}", path=path) from None
+
+
+def save_temperatures(model_dir: str | Path, entries: dict[str, dict]) -> Path:
+    """Merge `entries` (task -> entry as in `load_temperatures`) into temperature.json."""
+    import json
+
+    from mama_core.errors import ModelError
+
+    path = Path(model_dir) / TEMPERATURE_FILE
+    tasks = {**load_temperatures(model_dir), **entries}
+    try:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"format": TEMPERATURE_FORMAT, "tasks": tasks}, indent=2))
+        tmp.replace(path)
+    except OSError as exc:
+        raise ModelError(f"cannot write temperature calibration ({exc}); the model directory may be read-only",
+                         path=path) from None
+    return path
+
+
+def valid_temperature(entry: dict | None, model_dir: str | Path, task: str) -> float | None:
+    """The stored temperature when it fits the task's current head (or zero-shot), else None."""
+    if not entry:
+        return None
+    sha = head_identity(model_dir, task)
+    method = "probe" if sha else "zero-shot"
+    if entry.get("method") != method or (sha and entry.get("head_sha256") != sha):
+        return None
+    return float(entry["temperature"])
+
+
+def temperature_entry(y_true, probs, task: str, model_dir: str | Path, source: str = "",
+                      n_bins: int = DEFAULT_BINS) -> dict:
+    """Fit T on held-out labelled probabilities and describe it for temperature.json."""
+    sha = head_identity(model_dir, task)
+    t = fit_temperature(probs_to_logits(probs), y_true)
+    after = apply_temperature(probs_to_logits(probs), t)
+    return {"temperature": t, "method": "probe" if sha else "zero-shot", "head_sha256": sha,
+            "n": int(len(np.asarray(y_true))), "ece_before": expected_calibration_error(y_true, probs, n_bins),
+            "ece_after_on_fit_data": expected_calibration_error(y_true, after, n_bins), "source": source}
