@@ -89,7 +89,7 @@ def write_report(out_dir: str | Path, results: Sequence[dict], context: ReportCo
         sections.append((_pointing_title(localization),
                          _pointing_figures(out, localization, predictor, Path(data_dir))))
     html_path = out / "report.html"
-    _write_text(html_path, _html(out, context, markdown, results, localization, sections))
+    _write_text(html_path, _html(out, context, markdown, results, tables, sections))
     figures = [out / f.file for _, figs in sections for f in figs]
     return ReportFiles(out, html_path, tables, figures)
 
@@ -136,43 +136,10 @@ def _write_csv(path: Path, results: Sequence[dict]) -> Path:
 # --------------------------------------------------------------------------- calibration
 
 
-@dataclass
-class ReliabilityBins:
-    """Top-label reliability statistics over equal-width confidence bins."""
-
-    edges: np.ndarray  # [n_bins + 1]
-    confidence: np.ndarray  # [n_bins] mean top-label confidence (NaN where empty)
-    accuracy: np.ndarray  # [n_bins] share correct (NaN where empty)
-    count: np.ndarray  # [n_bins]
-
-    def ece(self) -> float:
-        used = self.count > 0
-        if not used.any():
-            return float("nan")
-        weights = self.count[used] / self.count.sum()
-        return float(np.sum(weights * np.abs(self.accuracy[used] - self.confidence[used])))
-
-
-def report_reliability_bins(y_true, probs, n_bins: int = RELIABILITY_BINS) -> ReliabilityBins:
-    """Top-label bins: confidence = max probability, correct = argmax equals the label; bin i
-    holds confidences in (edges[i], edges[i+1]] (0 joins the first bin).
-
-    Local to the report until the shared calibration module lands (then this is replaced by
-    `mama_core.evaluation.calibration.reliability_bins`, same definition)."""
-    y = np.asarray(y_true, dtype=int)
-    p = np.asarray(probs, dtype=np.float64)
-    conf, correct = p.max(axis=1), (p.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    count = np.bincount(idx, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.where(count > 0, np.bincount(idx, conf, n_bins) / count, np.nan)
-        acc = np.where(count > 0, np.bincount(idx, correct, n_bins) / count, np.nan)
-    return ReliabilityBins(edges, mean_conf, acc, count)
-
-
 def task_ece(y_true, probs) -> float:
-    return report_reliability_bins(y_true, probs).ece()
+    from mama_core.evaluation.calibration import expected_calibration_error
+
+    return expected_calibration_error(y_true, probs, RELIABILITY_BINS)
 
 
 # --------------------------------------------------------------------------- figures
@@ -199,13 +166,15 @@ def _task_title(result: dict) -> str:
 
 
 def _task_figures(out: Path, result: dict) -> tuple[list[Figure], Path]:
+    from mama_core.evaluation.calibration import reliability_bins
+
     pred = result.get("predictions")
     if not pred:
         raise ValueError("report figures need results evaluated with keep_predictions=True")
     task = result["task"]
     y, probs = np.asarray(pred["y_true"], dtype=int), np.asarray(pred["probs"], dtype=np.float64)
     names = CLASS_NAMES.get(task, [str(c) for c in range(probs.shape[1])])
-    bins = report_reliability_bins(y, probs)
+    bins = reliability_bins(y, probs, RELIABILITY_BINS)
     figures = [
         roc_figure(out / f"roc_{task}.png", y, probs, names, result["metrics"]),
         confusion_figure(out / f"confusion_{task}.png", np.asarray(result["metrics"]["confusion"]), names),
@@ -226,6 +195,8 @@ def roc_figure(path: Path, y: np.ndarray, probs: np.ndarray, names: list[str], m
         auc = roc_auc_score(y == c, probs[:, c])
         ax.plot(fpr, tpr, lw=1.6, label=f"{names[c]} (AUC {auc:.2f})")
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey", label="chance")
+    if not classes:
+        ax.text(0.5, 0.55, "no curve: no class has both positive\nand negative test images", ha="center")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
     auc = metrics.get("auc")
     ax.set_title("ROC, one vs rest" + (f" — macro AUC {auc:.3f}" if auc is not None else " — AUC undefined"))
@@ -253,26 +224,18 @@ def confusion_figure(path: Path, confusion: np.ndarray, names: list[str]) -> Fig
     return Figure(path.name, "Confusion matrix", "rows: true class, columns: predicted class (argmax)")
 
 
-def reliability_figure(path: Path, bins: ReliabilityBins) -> Figure:
-    fig, ax = _new_figure()
-    width = np.diff(bins.edges)
-    used = bins.count > 0
-    ax.bar(bins.edges[:-1][used], bins.accuracy[used], width=width[used], align="edge", edgecolor="black",
-           alpha=0.75, label="accuracy")
-    gap = bins.confidence[used] - bins.accuracy[used]
-    ax.bar(bins.edges[:-1][used], gap, bottom=bins.accuracy[used], width=width[used], align="edge",
-           color="tab:red", alpha=0.3, hatch="//", label="gap to confidence")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
-    ax.set(xlabel="top-label confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability — ECE {bins.ece():.3f}")
-    ax.legend(loc="upper left", fontsize=7)
-    _save(fig, path)
+def reliability_figure(path: Path, bins: Any) -> Figure:
+    """The shared reliability diagram (`calibration.plot_reliability`) of this model's
+    top-label confidence."""
+    from mama_core.evaluation.calibration import plot_reliability
+
+    plot_reliability({"this model": bins}, path, title="Reliability (top-label confidence)")
     counts = ", ".join(str(int(c)) for c in bins.count)
-    return Figure(path.name, "Reliability diagram",
-                  f"{len(bins.count)} equal-width bins; images per bin: {counts}")
+    return Figure(path.name, f"Reliability diagram — ECE {bins.ece():.3f}",
+                  f"{len(bins.count)} equal-width confidence bins; images per bin: {counts}")
 
 
-def _bins_csv(path: Path, bins: ReliabilityBins) -> Path:
+def _bins_csv(path: Path, bins: Any) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["bin_lo", "bin_hi", "count", "mean_confidence", "accuracy"])
@@ -364,7 +327,7 @@ figure img{max-width:100%}figcaption{font-size:.8em;color:#555}.meta td:first-ch
 .note{color:#a33}"""
 
 
-def _html(out: Path, context: ReportContext, markdown: str, results: Sequence[dict], loc: dict | None,
+def _html(out: Path, context: ReportContext, markdown: str, results: Sequence[dict], tables: list[Path],
           sections: list[tuple[str, list[Figure]]]) -> str:
     esc = html.escape
     meta = {"model": context.model, "model fingerprint": context.model_fingerprint, "data": context.data,
@@ -378,8 +341,7 @@ def _html(out: Path, context: ReportContext, markdown: str, results: Sequence[di
                                              for k, v in meta.items() if v is not None) + "</table>"]
     if results:
         parts += ["<h2>Results</h2>", _results_table(results),
-                  "<p>Files: <a href='results.md'>results.md</a> (paper-style table), "
-                  "<a href='results.csv'>results.csv</a>.</p>",
+                  "<p>Tables: " + ", ".join(f"<a href='{esc(t.name)}'>{esc(t.name)}</a>" for t in tables) + "</p>",
                   f"<details><summary>Paper-style table (Markdown)</summary><pre>{esc(markdown)}</pre></details>"]
         notes = [f"{r['task']}: {n}" for r in results for n in r.get("notes", [])]
         if notes:
