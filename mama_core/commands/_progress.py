@@ -19,8 +19,7 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 PLAIN_INTERVAL_S = 10.0
@@ -46,13 +45,24 @@ def format_rate(rate: float | None, unit: str) -> str:
     return f"{rate:.1f} {unit}/s"
 
 
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        if task.total is None:  # a job that cannot count its work: the pulsing bar and the time say enough
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total)}", style="progress.download")
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
         return Text(format_rate(task.speed, task.fields.get("unit", "items")), style="progress.data.speed")
 
 
 class _EtaColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
         if task.finished:
             return Text("done", style="progress.remaining")
         return Text(f"ETA {format_duration(task.time_remaining)}", style="progress.remaining")
@@ -83,11 +93,13 @@ class JobProgress:
         if self.enabled and _is_terminal(self.stream):
             self._live = Progress(
                 TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=30),
-                MofNCompleteColumn(), _RateColumn(), _EtaColumn(), TimeElapsedColumn(),
+                _CountColumn(), _RateColumn(), _EtaColumn(), TimeElapsedColumn(),
                 TextColumn("{task.fields[info]}"),
                 console=Console(file=self.stream), transient=False, refresh_per_second=8)
             self._live.start()
             self._task = self._live.add_task(self.description, total=self.total, unit=self.unit, info="")
+        elif self.enabled and self.total is None:
+            self.message(f"{self.description} ...")  # plain mode: a job that may never report a count
         return self
 
     def __exit__(self, *exc: Any) -> None:
