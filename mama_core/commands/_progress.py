@@ -19,6 +19,7 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
+from rich.table import Column
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -59,6 +60,13 @@ class _RateColumn(ProgressColumn):
         return Text(format_rate(task.speed, task.fields.get("unit", "items")), style="progress.data.speed")
 
 
+class _InfoColumn(ProgressColumn):
+    """Free text; its column is the only one that may shrink, and the text is cut, not wrapped."""
+
+    def render(self, task: Task) -> Text:
+        return Text(task.fields.get("info", ""), no_wrap=True, overflow="ellipsis")
+
+
 class _EtaColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         if task.total is None:
@@ -91,10 +99,12 @@ class JobProgress:
     # ---- context manager
     def __enter__(self) -> "JobProgress":
         if self.enabled and _is_terminal(self.stream):
+            # On a narrow terminal the free text is cut first; the numbers never wrap.
+            fixed = dict(table_column=Column(no_wrap=True))
             self._live = Progress(
-                TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=30),
-                _CountColumn(), _RateColumn(), _EtaColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[info]}"),
+                TextColumn("[progress.description]{task.description}", **fixed), BarColumn(bar_width=24),
+                _CountColumn(**fixed), _RateColumn(**fixed), _EtaColumn(**fixed), TimeElapsedColumn(**fixed),
+                _InfoColumn(),
                 console=Console(file=self.stream), transient=False, refresh_per_second=8)
             self._live.start()
             self._task = self._live.add_task(self.description, total=self.total, unit=self.unit, info="")

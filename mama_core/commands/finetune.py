@@ -56,7 +56,7 @@ def _show(bar, report, shown: set) -> None:
     if report.total_steps:
         bits = [f"loss {report.loss:.4f}"] if report.loss is not None else []
         if report.best_val_bacc is not None:
-            bits.append(f"best val bACC {report.best_val_bacc:.3f}")
+            bits.append(f"best bACC {report.best_val_bacc:.3f}")
         unit = "images" if report.phase in ("features", "compare") else "steps"
         bar.update(report.step, report.total_steps, description=_label(report), info="  ".join(bits), unit=unit)
     if "log_dir" in report.extra:

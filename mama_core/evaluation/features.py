@@ -41,6 +41,8 @@ class FeatureStore:
         """[N, D] raw (un-normalised) global embeddings, encoding only uncached files."""
         keys = [_key(p) for p in paths]
         todo = [(k, p) for k, p in dict(zip(keys, paths)).items() if k not in self.features]
+        if self.progress is not None and todo:
+            self.progress(0, len(todo))
         for i in range(0, len(todo), self.batch_size):
             batch = todo[i : i + self.batch_size]
             for (k, _), vec in zip(batch, self._encode([p for _, p in batch])):
