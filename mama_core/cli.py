@@ -20,7 +20,7 @@ COMMAND_MODULES = [
     "train", "export",
     "predict", "query", "index", "search", "eval", "import_checkpoint", "calibrate",
     "finetune", "models", "datasets",
-    "pacs", "report",
+    "pacs", "report", "config",
 ]
 
 

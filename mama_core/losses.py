@@ -48,12 +48,18 @@ class LossConfig:
     local term over L_V and L_T (the paper's eqs. 2-3); "sum" adds them (released code).
     """
 
-    image_image_temperature: float = 0.1
-    local_weight: float = 1.0
-    delta_steps: int = 8000
-    delta_terms: list[str] = field(default_factory=lambda: ["local_loss"])
-    directions: str = "mean"
-    local_chunk_elements: int = DEFAULT_LOCAL_CHUNK_ELEMENTS
+    image_image_temperature: float = field(default=0.1, metadata={
+        "help": "temperature of the image-image (SimCLR) term; not stated in the paper (released code: 0.5)"})
+    local_weight: float = field(default=1.0, metadata={
+        "help": "weight of the local alignment term once fully on"})
+    delta_steps: int = field(default=8000, metadata={
+        "help": "step delta before which the delta_terms are held back (paper: 8000)"})
+    delta_terms: list[str] = field(default_factory=lambda: ["local_loss"], metadata={
+        "help": "terms that are zero for the first delta_steps: paper = local_loss; released code = all but the single-view image-text term"})
+    directions: str = field(default="mean", metadata={
+        "help": "mean = average both directions of each InfoNCE (paper) | sum = add them (released code)"})
+    local_chunk_elements: int = field(default=DEFAULT_LOCAL_CHUNK_ELEMENTS, metadata={
+        "help": "memory bound of the local-loss computation (elements per chunk); does not change the result"})
 
     def __post_init__(self) -> None:
         if not (self.image_image_temperature > 0 and math.isfinite(self.image_image_temperature)):

@@ -29,3 +29,14 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def print_summary(headline: str, items: dict[str, Any] | None = None) -> None:
+    """A job's final words for people: one headline, then aligned `name: value` lines
+    (paths, counts, times), never a Python repr."""
+    print(headline)
+    items = {k: v for k, v in (items or {}).items() if v is not None and v != ""}
+    width = max((len(k) for k in items), default=0)
+    for key, value in items.items():
+        print(f"  {(key + ':').ljust(width + 1)} {value}")
+    sys.stdout.flush()

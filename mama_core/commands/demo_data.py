@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from mama_core.commands._output import print_json
+from mama_core.commands._output import print_json, print_summary
+from mama_core.commands._progress import JobProgress, format_duration
 
 NAME = "demo-data"
 HELP = "generate synthetic four-view mammography studies (DICOM + EMBED-style tables + ground truth)"
@@ -22,10 +23,23 @@ def run(args: argparse.Namespace) -> int:
     from mama_core.synthetic import generate_studies
 
     start = time.perf_counter()
-    summary = generate_studies(args.out, args.studies, seed=args.seed, rows=args.rows)
+    with JobProgress("writing synthetic studies", args.studies, "studies", enabled=not args.json) as bar:
+        summary = generate_studies(args.out, args.studies, seed=args.seed, rows=args.rows,
+                                   progress=lambda done, total: bar.update(done, total))
     seconds = time.perf_counter() - start
     if args.json:
-        print_json({"out": str(args.out), "studies": args.studies, "seed": args.seed, "seconds": round(seconds, 2)})
-    else:
-        print(f"wrote {args.studies} synthetic studies to {args.out} in {seconds:.1f} s ({summary})")
+        print_json({"out": str(summary.out_dir), "studies": summary.n_studies, "images": summary.n_images,
+                    "seed": args.seed, "seconds": round(seconds, 2),
+                    "density_counts": summary.density_counts, "birads_counts": summary.birads_counts})
+        return 0
+    print_summary(f"wrote {summary.n_studies} synthetic studies ({summary.n_images} images) to {summary.out_dir} "
+                  f"in {format_duration(seconds)}", {
+                      "metadata": summary.metadata_csv, "clinical": summary.clinical_csv,
+                      "ground truth": summary.ground_truth_json,
+                      "density (studies)": _counts(summary.density_counts),
+                      "BI-RADS (studies)": _counts(summary.birads_counts)})
     return 0
+
+
+def _counts(counts: dict[int, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counts.items())

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mama_core.commands._output import print_json
+from mama_core.commands._progress import JobProgress
 
 NAME = "eval"
 HELP = "evaluate a model like the paper's Tables 1-3 (zero-shot, linear probe, fine-tuning)"
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write results JSON here")
     parser.add_argument("--markdown", default=None, help="write the markdown table here")
+    parser.add_argument("--report", default=None, metavar="DIR",
+                        help="write a report folder: tables (Markdown, CSV), ROC / confusion / reliability / "
+                             "pointing-game PNGs and report.html")
 
 
 def _config(args):
@@ -43,23 +47,33 @@ def _config(args):
     split = (0.0, 0.0, 1.0) if args.split == "all-test" else (0.7, 0.1, 0.2)
     tasks = [t for t in args.task if t != "localization"]
     return EvalConfig(tasks=tasks, split=split, mode=args.mode, fraction=args.fraction, seed=args.seed,
-                      n_boot=args.boot, with_metadata=args.with_metadata, probe=probe, finetune=ft)
+                      n_boot=args.boot, with_metadata=args.with_metadata, probe=probe, finetune=ft,
+                      keep_predictions=bool(args.report))
 
 
 def run(args: argparse.Namespace) -> int:
-    from mama_core.evaluation import evaluate, load_eval_records, markdown_table
+    from mama_core.evaluation import FeatureStore, evaluate, load_eval_records, markdown_table
     from mama_core.inference import Predictor
 
     predictor = Predictor.load(args.model, device=args.device)
     results, table = [], ""
-    if any(t != "localization" for t in args.task):
-        cfg = _config(args)
-        results = evaluate(predictor, load_eval_records(args.data, args.labels), cfg)
-        table = markdown_table(results, predictor.name)
+    with JobProgress("encoding images", unit="images", enabled=not args.json) as bar:
+        if any(t != "localization" for t in args.task):
+            cfg = _config(args)
+            store = FeatureStore(predictor)
+            store.progress = lambda done, total: bar.update(done, total)
+            results = evaluate(predictor, load_eval_records(args.data, args.labels), cfg, store=store)
+            table = markdown_table(results, predictor.name)
+        if "localization" in args.task:
+            bar.message("pointing game: computing the sentence's map on every view with a lesion")
+            localization = _localization(predictor, args)
+    predictions = [r.pop("predictions", None) for r in results]  # report only: JSON output unchanged
     doc = {"data": str(args.data), "results": results, "markdown": table}
     if "localization" in args.task:
-        doc["localization"] = _localization(predictor, args)
+        doc["localization"] = localization
         table += _localization_line(doc["localization"])
+    if args.report:
+        _write_report(args, predictor, results, predictions, table, doc.get("localization"))
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=2))
     if args.markdown:
@@ -80,3 +94,30 @@ def _localization(predictor, args) -> dict:
 def _localization_line(result: dict) -> str:
     return (f"\nPointing game ({result['lesion_type']}): \"{result['sentence']}\" — map maximum inside a "
             f"true box in {result['hits']}/{result['views']} views ({100 * result['hit_rate']:.1f} %)\n")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command with every option that shaped the numbers (defaults included)."""
+    import shlex
+
+    words = ["mama", "eval", str(args.data), "--task", *args.task, "--mode", args.mode, "--split", args.split,
+             "--model", args.model, "--seed", str(args.seed), "--boot", str(args.boot)]
+    if args.mode != "zero-shot":
+        words += ["--fraction", f"{args.fraction:g}"] + (["--steps", str(args.steps)] if args.steps else [])
+    words += ["--labels", args.labels] if args.labels else []
+    words += ["--sentence", args.sentence] if args.sentence else []
+    words += ["--with-metadata"] if args.with_metadata else []
+    return shlex.join(words + ["--report", str(args.report)])
+
+
+def _write_report(args, predictor, results: list, predictions: list, table: str, localization: dict | None) -> None:
+    import sys
+
+    from mama_core.evaluation.report import ReportContext, write_report
+
+    full = [dict(r, predictions=p) for r, p in zip(results, predictions)]
+    context = ReportContext(model=predictor.name, model_fingerprint=predictor.fingerprint,
+                            data=str(Path(args.data).resolve()), command=_command_line(args))
+    files = write_report(args.report, full, context, table, localization, predictor, args.data)
+    if not args.json:
+        print(f"report: {files.html} ({len(files.figures)} figures, {len(files.tables)} tables)", file=sys.stderr)

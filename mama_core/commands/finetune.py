@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mama_core.commands._output import print_json
+from mama_core.commands._progress import JobProgress, format_duration
 
 NAME = "finetune"
 HELP = "fine-tune the active (or a given) model on local labelled cases; registers a new model version"
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument("--no-balance", action="store_true", help="sample uniformly instead of class-balanced")
+    parser.add_argument("--log-dir", help="folder for metrics.csv and TensorBoard events (default: a new folder "
+                                          "under the user data folder's runs/)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -40,26 +43,30 @@ def config_from_args(args: argparse.Namespace):
                           class_balanced=not args.no_balance, device=args.device)
 
 
-def _print_text(report, last_shown: list[float]) -> None:
-    import time
+def _label(report) -> str:
+    """Bar description: the phase (train and its validations share one bar) and stage."""
+    phase = {"features": "extracting features", "train": "training", "validate": "training",
+             "compare": "comparing"}.get(report.phase, report.phase)
+    stage = report.extra.get("stage")
+    return f"{phase} ({stage.split(' (')[0]})" if stage else phase
 
-    # Text mode: every validation and phase change, training steps at most twice a second.
-    now = time.monotonic()
-    if report.phase in ("train", "features") and now - last_shown[0] < 0.5 and report.step != report.total_steps:
-        return
-    last_shown[0] = now
-    bits = [f"[{report.phase}]"]
+
+def _show(bar, report, shown: set) -> None:
+    """Text mode: the bar follows steps; validations, stage changes and notes become lines."""
     if report.total_steps:
-        bits.append(f"{report.step}/{report.total_steps}")
-    if report.loss is not None:
-        bits.append(f"loss {report.loss:.4f}")
-    if report.val_bacc is not None:
-        bits.append(f"val bACC {report.val_bacc:.3f}")
-    if report.eta_s is not None and report.phase in ("train", "features"):
-        bits.append(f"eta {report.eta_s:.0f}s")
-    if report.message:
-        bits.append(report.message)
-    print("  ".join(bits), flush=True)
+        bits = [f"loss {report.loss:.4f}"] if report.loss is not None else []
+        if report.best_val_bacc is not None:
+            bits.append(f"best bACC {report.best_val_bacc:.3f}")
+        unit = "images" if report.phase in ("features", "compare") else "steps"
+        bar.update(report.step, report.total_steps, description=_label(report), info="  ".join(bits), unit=unit)
+    if "log_dir" in report.extra:
+        bar.message(f"training curves: {report.extra['log_dir']} (tensorboard --logdir {report.extra['log_dir']})")
+    # Per-step messages repeat what the bar shows; keep a phase's opening words, early stops
+    # and the steps without a count (compare, save).
+    noteworthy = not report.total_steps or report.step == 0 or "early stop" in report.message
+    if report.message and noteworthy and report.message not in shown and report.phase != "done":
+        shown.add(report.message)
+        bar.message(f"[{report.phase}] {report.message}")
 
 
 def _summary(final, activated: bool) -> dict:
@@ -71,21 +78,25 @@ def run(args: argparse.Namespace) -> int:
     from mama_core.finetune import finetune
     from mama_core.registry import Registry
 
-    final, last_shown = None, [0.0]
-    for report in finetune(config_from_args(args), args.data, labels=args.labels):
-        final = report
-        if args.json:
-            print_json(report.to_json())
-        else:
-            _print_text(report, last_shown)
+    final, shown = None, set()
+    with JobProgress("fine-tuning", unit="steps", enabled=not args.json) as bar:
+        for report in finetune(config_from_args(args), args.data, labels=args.labels, log_dir=args.log_dir):
+            final = report
+            if args.json:
+                print_json(report.to_json())
+            else:
+                _show(bar, report, shown)
     activated = False
     if final is not None and final.version_id and args.activate:
         Registry().activate(final.version_id)
         activated = True
     if args.json:
         print_json(_summary(final, activated))
-    elif activated:
-        print(f"active model: {final.version_id}")
-    elif final is not None and final.version_id:
-        print(f"activate it with: mama models activate {final.version_id}")
+    elif final is not None:
+        print(final.message)
+        if activated:
+            print(f"active model: {final.version_id}")
+        elif final.version_id:
+            print(f"activate it with: mama models activate {final.version_id}")
+        print(f"took {format_duration(final.elapsed_s)}")
     return 1 if final is None or final.cancelled else 0

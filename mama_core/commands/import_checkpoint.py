@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from mama_core.commands._output import print_json
+from mama_core.commands._progress import JobProgress
 
 NAME = "import-checkpoint"
 HELP = "convert a released MaMA checkpoint or a torch.hub DINOv2 state dict into a model directory"
@@ -29,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mama_core.checkpoint_import import import_checkpoint
 
-    report = import_checkpoint(args.file, args.out, text_path=args.text_model, num_heads=args.num_heads,
-                               image_size=args.image_size, embed_dim=args.embed_dim, lora_alpha=args.lora_alpha)
+    with JobProgress(f"importing {args.file}", enabled=not args.json):
+        report = import_checkpoint(args.file, args.out, text_path=args.text_model, num_heads=args.num_heads,
+                                   image_size=args.image_size, embed_dim=args.embed_dim, lora_alpha=args.lora_alpha)
     if args.json:
         print_json(report.to_json())
         return 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from mama_core.commands._output import print_json
+from mama_core.commands._progress import JobProgress
 
 NAME = "index"
 HELP = "index the studies in a folder for `mama search` (incremental: only new or changed files are encoded)"
@@ -24,15 +24,14 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = Predictor.load(args.model, device=args.device)
     last = None
-    for report in build_index(args.folder, predictor, name=args.name, rebuild=args.rebuild):
-        last = report
-        if args.json:
-            print_json(report.to_json())
-        elif not report.finished:
-            sys.stderr.write(f"\rindexing {report.done}/{report.total} files, {report.encoded} encoded")
-            sys.stderr.flush()
+    with JobProgress("indexing", unit="files", enabled=not args.json) as bar:
+        for report in build_index(args.folder, predictor, name=args.name, rebuild=args.rebuild):
+            last = report
+            if args.json:
+                print_json(report.to_json())
+            elif not report.finished:
+                bar.update(report.done, report.total, info=f"{report.encoded} encoded")
     if not args.json:
-        sys.stderr.write("\n")
         print(f"indexed {last.total} files: {last.encoded} encoded, {last.total - last.encoded} unchanged, "
               f"{last.removed} removed")
     return 0

@@ -27,12 +27,27 @@ def _studies(target: str) -> list:
 
 def _print_readable(pred) -> None:
     print(f"study {pred.study_uid}  (model {pred.model_name}, {pred.method}; research use only)")
+    if pred.notice:
+        print(f"NOTE: {pred.notice}")
     rows = []
     for key, v in list(pred.views.items()) + [(f"side {k}", s) for k, s in pred.sides.items()]:
-        rows.append((key, _top(v.birads, BIRADS_NAMES), _top(v.density, ("1", "2", "3", "4"))))
-    rows.append(("study", _top(pred.birads, BIRADS_NAMES), _top(pred.density, ("1", "2", "3", "4"))))
-    print_table(["view", "BI-RADS (p)", "density (p)"], rows)
+        rows.append((key, _top(v.birads, BIRADS_NAMES), _top(v.density, ("1", "2", "3", "4")), _ood(v.ood)))
+    rows.append(("study", _top(pred.birads, BIRADS_NAMES), _top(pred.density, ("1", "2", "3", "4")), _ood(pred.ood)))
+    print_table(["view", "BI-RADS (p)", "density (p)", "out of distribution (score / threshold)"], rows)
+    if pred.ood is not None and pred.ood.flagged:
+        print("WARNING: outside this model's experience — these images are unlike the ones it was fitted to; "
+              "its probabilities do not apply to them.")
+    elif pred.ood is not None and pred.ood.status == "unknown":
+        print(f"out of distribution: unknown — {pred.ood.reason}")
     print()
+
+
+def _ood(result) -> str:
+    if result is None:
+        return ""
+    if result.flagged is None:
+        return "unknown"
+    return f"{'FLAGGED' if result.flagged else 'no'} ({result.score:.3f} / {result.threshold:.3f})"
 
 
 def _top(p, names) -> str:

@@ -10,6 +10,7 @@ import argparse
 import os
 
 from mama_core.commands._output import print_json
+from mama_core.commands._progress import JobProgress
 
 NAME = "train"
 HELP = "pre-train a MaMA model on local data (one GPU, several, or several machines via torchrun)"
@@ -46,6 +47,26 @@ def _final(report) -> dict:
             "model_dir": report.model_dir, "checkpoint": report.checkpoint, "stopped": report.stopped}
 
 
+def warm_with_progress(config, records: list, show: bool) -> None:
+    """Decode this rank's share of the images into the training cache, with progress; the
+    trainer's own cache pass then finds every entry present (see training.cache)."""
+    from pathlib import Path
+
+    from mama_core.training import warm_cache
+    from mama_core.training.cache import default_cache_dir
+
+    data = config.data
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    share = records[rank::world]
+    root = Path(data.cache_dir) if data.cache_dir else default_cache_dir()
+    size = config.model_config().vision.image_size
+    failed = 0
+    with JobProgress("caching images", len(share), "images", enabled=show) as bar:
+        for progress in warm_cache(share, size, data.cache_workers, root, data.cache_dtype):
+            failed += progress.error is not None
+            bar.update(progress.done, progress.total, info=f"{failed} unreadable" if failed else "")
+
+
 def run(args: argparse.Namespace) -> int:
     from mama_core.data import load_records
     from mama_core.training import load_config, train
@@ -53,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args))
     records = load_records(args.data)
     main = int(os.environ.get("RANK", "0")) == 0
+    warm_with_progress(config, records, show=main and not args.json)
     last = None
     for report in train(config, records, args.out, resume=args.resume):
         last = report
@@ -65,6 +87,17 @@ def run(args: argparse.Namespace) -> int:
     if main and last is not None:
         if args.json:
             print_json(_final(last))
-        elif last.model_dir:
-            print(f"model written to {last.model_dir}")
+        else:
+            _print_final(last, args.out)
     return 0
+
+
+def _print_final(report, out: str) -> None:
+    from mama_core.commands._output import print_summary
+
+    state = "stopped" if report.stopped else ("finished" if report.model_dir else "ended")
+    print_summary(f"training {state} at step {report.step}/{report.max_steps}", {
+        "loss": f"{report.loss:.4f}", "val loss": None if report.val_loss is None else f"{report.val_loss:.4f}",
+        "model": report.model_dir, "checkpoint": report.checkpoint or None,
+        "metrics": os.path.join(out, "metrics.csv"),
+        "TensorBoard": f"tensorboard --logdir {os.path.join(out, 'tensorboard')}"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,15 +35,20 @@ class FeatureStore:
         self.file = root / f"{predictor.fingerprint}.safetensors"
         self.features: dict[str, np.ndarray] = load_file(str(self.file)) if self.file.exists() else {}
         self.encoded = 0  # images run through the vision encoder by this store
+        self.progress: Callable[[int, int], None] | None = None  # (encoded, to encode) per batch
 
     def global_features(self, paths: Sequence[str | Path]) -> np.ndarray:
         """[N, D] raw (un-normalised) global embeddings, encoding only uncached files."""
         keys = [_key(p) for p in paths]
         todo = [(k, p) for k, p in dict(zip(keys, paths)).items() if k not in self.features]
+        if self.progress is not None and todo:
+            self.progress(0, len(todo))
         for i in range(0, len(todo), self.batch_size):
             batch = todo[i : i + self.batch_size]
             for (k, _), vec in zip(batch, self._encode([p for _, p in batch])):
                 self.features[k] = vec
+            if self.progress is not None:
+                self.progress(i + len(batch), len(todo))
         if todo:
             save_file(self.features, str(self.file))
         return np.stack([self.features[k] for k in keys])

@@ -34,6 +34,7 @@ class EvalConfig:
     seed: int = 0
     n_boot: int = 1000
     with_metadata: bool = False  # zero-shot prompts prefixed with the image's own metadata
+    keep_predictions: bool = False  # results carry "predictions" (paths, labels, probs) for reports
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
@@ -79,12 +80,16 @@ def _evaluate_task(predictor: Any, splits: dict, task: str, cfg: EvalConfig, sto
     train, y_train = labelled(splits["train"], task)
     probs = _probabilities(predictor, task, cfg, store, train, y_train, test)
     metrics = compute_metrics(y_test, probs, n_boot=cfg.n_boot, seed=cfg.seed)
-    return {
+    result = {
         "task": task, "mode": cfg.mode, "fraction": cfg.fraction if cfg.mode != "zero-shot" else None,
         "model": predictor.name, "model_fingerprint": predictor.fingerprint,
         "n_train": len(train) if cfg.mode != "zero-shot" else 0, "n_test": len(test),
         "metrics": metrics.to_json(), "notes": _notes(metrics, task),
     }
+    if cfg.keep_predictions:
+        result["predictions"] = {"paths": [str(r.path) for r in test], "y_true": y_test.tolist(),
+                                 "probs": np.asarray(probs).tolist()}
+    return result
 
 
 def _probabilities(predictor, task, cfg, store, train, y_train, test) -> np.ndarray:

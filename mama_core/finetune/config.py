@@ -10,7 +10,7 @@ paper's pre-training rate (AdamW 4e-5).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mama_core.errors import ConfigError
@@ -26,29 +26,44 @@ DEFAULT_BATCH = {"linear-probe": 64, "lora": 8, "full": 8, "continue-pretraining
 
 @dataclass
 class FinetuneConfig:
-    task: str = "density"
-    mode: str = "linear-probe"
-    base_model: str = "active"  # "active" (registry) or a model directory
-    name: str | None = None  # registry name; default "<task>-<mode>"
-    val_fraction: float = 0.25  # of patients, held out for validation and the comparison
-    seed: int = 0
-    max_steps: int | None = None  # optimiser steps; default per mode, or from `epochs`
-    epochs: float | None = None  # alternative to max_steps: passes over the training split
-    lr: float | None = None  # default per mode (DEFAULT_LR)
-    weight_decay: float | None = None
-    momentum: float = 0.9  # probe SGD (paper)
-    warmup_steps: int = 100  # paper's probe warm-up; capped at a fifth of the run
-    batch_size: int | None = None
-    class_balanced: bool = True
-    patience: int = 5  # validations without a better balanced accuracy before stopping
-    eval_every: int | None = None  # steps between validations; default ~ total / 20
-    standardise: bool = True  # probe input standardisation (see evaluation.linear_probe)
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")  # DINOv2 attention names (transformers 5)
-    bf16: bool = True  # bf16 autocast on CUDA (fp32 master weights); ignored on CPU
-    device: str | None = None  # None: CUDA when available, else CPU
+    task: str = field(default="density", metadata={"help": "what to predict: birads | density | cancer"})
+    mode: str = field(default="linear-probe", metadata={
+        "help": "linear-probe | lora | full | continue-pretraining"})
+    base_model: str = field(default="active", metadata={
+        "help": "model to start from: active (the registry's active version) or a model directory"})
+    name: str | None = field(default=None, metadata={
+        "help": "name of the new registry version; null = <task>-<mode>"})
+    val_fraction: float = field(default=0.25, metadata={
+        "help": "share of patients held out for validation and the comparison with the active model"})
+    seed: int = field(default=0, metadata={"help": "seed of the split, initialisation and sampling"})
+    max_steps: int | None = field(default=None, metadata={
+        "help": "optimiser steps; null = the mode's default, or from epochs"})
+    epochs: float | None = field(default=None, metadata={
+        "help": "passes over the training split, instead of max_steps"})
+    lr: float | None = field(default=None, metadata={"help": "learning rate; null = the mode's default"})
+    weight_decay: float | None = field(default=None, metadata={
+        "help": "weight decay; null = the mode's default"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum of the linear probe (paper: 0.9)"})
+    warmup_steps: int = field(default=100, metadata={
+        "help": "linear warm-up steps, capped at a fifth of the run (paper probe: 100)"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "images per step; null = the mode's default"})
+    class_balanced: bool = field(default=True, metadata={"help": "sample classes equally often"})
+    patience: int = field(default=5, metadata={
+        "help": "validations without a better balanced accuracy before stopping early"})
+    eval_every: int | None = field(default=None, metadata={
+        "help": "steps between validations; null = about a twentieth of the run"})
+    standardise: bool = field(default=True, metadata={
+        "help": "standardise probe inputs with the training split's mean and std"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (lora mode)"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (lora mode)"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout (lora mode)"})
+    lora_targets: tuple[str, ...] = field(default=("q_proj", "v_proj"), metadata={
+        "help": "vision modules LoRA wraps (lora mode)"})
+    bf16: bool = field(default=True, metadata={
+        "help": "bf16 autocast on CUDA with fp32 master weights; ignored on CPU"})
+    device: str | None = field(default=None, metadata={
+        "help": "cpu | cuda | cuda:N; null = CUDA when available"})
 
     def __post_init__(self) -> None:
         if self.task not in TASK_CLASSES:

@@ -57,18 +57,102 @@ class Loaded:
 
 
 def finetune(config: FinetuneConfig, data: str | Path | Sequence[Any], labels: str | Path | None = None,
-             stop: StopFlag = None) -> Iterator[FinetuneReport]:
+             stop: StopFlag = None, log_dir: str | Path | None = None) -> Iterator[FinetuneReport]:
     """Run one fine-tuning job; see the module docstring. `data` is anything
-    `mama_core.data.load_records` reads, or a list of ImageRecords."""
+    `mama_core.data.load_records` reads, or a list of ImageRecords. Training curves go to
+    `log_dir` (metrics.csv + TensorBoard; default: a new folder under
+    `user_data_dir()/runs`), named in the first report's `extra["log_dir"]`."""
     clock = Clock()
+    log = FinetuneLog(Path(log_dir) if log_dir else default_log_dir(config), config)
     try:
         staging_root = user_cache_dir() / "finetune"
         staging_root.mkdir(parents=True, exist_ok=True)
         sweep_orphans(staging_root, "run", spare_own=True)  # what killed jobs left behind
         with tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=staging_root) as tmp:
-            yield from _run(config, data, labels, stop, clock, Path(tmp))
+            for report in _run(config, data, labels, stop, clock, Path(tmp)):
+                yield log.write(report)
     except Cancelled:
         yield FinetuneReport("done", message=CANCELLED, elapsed_s=clock.elapsed(), cancelled=True)
+    finally:
+        log.close()
+
+
+# --------------------------------------------------------------------------- training logs
+
+
+def default_log_dir(cfg: FinetuneConfig) -> Path:
+    import time
+
+    from mama_core.paths import user_data_dir
+
+    return user_data_dir() / "runs" / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}-{cfg.task}-{cfg.mode}-{os.getpid()}"
+
+
+class FinetuneLog:
+    """The training curves of a fine-tuning job as metrics.csv + TensorBoard events (the same
+    writer as pre-training, `training.metrics.MetricsLog`). Steps restart at each stage (the
+    initial head, then the encoder); the log numbers them on one axis."""
+
+    def __init__(self, run_dir: Path, cfg: FinetuneConfig):
+        self.run_dir, self.cfg = run_dir, cfg
+        self.log: Any = None  # created with the first row: a job that fails early leaves no folder
+        self.stage, self.offset, self.step = None, 0, 0
+        self.last_time: float | None = None
+        self.first = True
+
+    def write(self, report: FinetuneReport) -> FinetuneReport:
+        if self.first:
+            report.extra["log_dir"] = str(self.run_dir)
+            self.first = False
+        if report.phase in ("train", "validate") and report.loss is not None and report.total_steps:
+            self._open().write(self._row(report))
+        if self.log is not None and report.phase in ("validate", "done"):
+            self.log.flush()
+        return report
+
+    def _open(self) -> Any:
+        from mama_core.training.metrics import FINETUNE_FIELDS, MetricsLog
+
+        if self.log is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.log = MetricsLog(self.run_dir, None, FINETUNE_FIELDS)
+        return self.log
+
+    def _row(self, report: FinetuneReport) -> dict[str, Any]:
+        import time
+
+        from mama_core.training.trainer import _max_memory_mb
+
+        stage = report.extra.get("stage")
+        if stage != self.stage:
+            self.stage, self.offset = stage, self.step
+        now = time.perf_counter()
+        moved = self.offset + report.step - self.step
+        rate = moved / (now - self.last_time) if self.last_time and moved > 0 and now > self.last_time else None
+        self.step, self.last_time = self.offset + report.step, now
+        device = auto_device(self.cfg.device)
+        return {"step": self.step, "phase": report.phase, "stage": stage or "", "loss": report.loss,
+                "lr": self._lr(report, stage), "val_bacc": report.val_bacc, "best_val_bacc": report.best_val_bacc,
+                "steps_per_s": rate, "max_memory_mb": _max_memory_mb(device), "elapsed_s": report.elapsed_s,
+                **{k: v for k, v in (report.extra.get("losses") or {}).items() if k.endswith("_loss")}}
+
+    def _lr(self, report: FinetuneReport, stage: str | None) -> float | None:
+        """The encoder's (or probe's) learning rate at this step, from the same schedule."""
+        from mama_core.evaluation.linear_probe import cosine_with_warmup
+        from mama_core.training.config import OptimConfig
+        from mama_core.training.trainer import WarmupCosine
+
+        cfg = _probe_init_config(self.cfg) if stage else self.cfg
+        total = report.total_steps
+        if cfg.mode == "continue-pretraining":  # the trainer's schedule (see pretrain.train_config)
+            multiplier = WarmupCosine(cfg.warmup_for(total), total, OptimConfig().min_lr_ratio)(report.step - 1)
+        else:
+            multiplier = cosine_with_warmup(report.step - 1, cfg.warmup_for(total), total)
+        return cfg.resolved_lr * multiplier
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
 
 
 # --------------------------------------------------------------------------- the job

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from mama_core.errors import DataError, ModelError
+from mama_core.evaluation import calibration as prob_cal
 from mama_core.inference import heads as heads_mod
+from mama_core.inference import ood as ood_mod
 from mama_core.inference.aggregate import aggregate
 from mama_core.inference.cache import LRUCache, file_key
 from mama_core.inference.maps import best_location, native_map, read_calibration
@@ -36,6 +38,10 @@ from mama_core.paths import resources_dir
 from mama_core.preprocess import fit_to_square, normalise
 
 TASKS = ("birads", "density")
+STATS_FILES = ("calibration.json", ood_mod.OOD_JSON, ood_mod.OOD_TENSORS, prob_cal.TEMPERATURE_FILE)
+NOT_WEIGHTS = (*STATS_FILES, "version.json")  # a registry copy of the demo is still the demo
+DEMO_NOTICE = ("demo model: trained only on synthetic phantoms (`mama demo-data`); on real images its outputs "
+               "are for trying the workstation, not for reading")
 DEMO_BUILD_HINT = ("the demo model is not built yet: build it with `mama demo-data DIR`, "
                    "`mama train --config resources/configs/demo.yaml --data DIR --out RUN` and "
                    "`mama export RUN resources/models/demo`, or pass --model with a model directory")
@@ -82,8 +88,10 @@ class Predictor:
         self._text_cache: LRUCache[torch.Tensor] = LRUCache(4096)
         self.heads = {t: heads_mod.load_head(self.model_dir, t) for t in (*TASKS, "cancer")}
         self.no_match_threshold, self.map_range = read_calibration(self.model_dir, self.extra)
+        self.reload_statistics()
         self.image_forwards = 0  # vision-encoder calls (for tests and benchmarks)
         self._fingerprint: str | None = None
+        self._notice: str | None = None
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -122,15 +130,7 @@ class Predictor:
         """Identity of the weights (sha256 of config.json + model.safetensors; probe heads and
         calibration do not change embeddings), for search indexes and feature caches."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for f in sorted(self.model_dir.glob("*.json")) + sorted(self.model_dir.glob("*.safetensors")):
-                if f.name == "calibration.json":
-                    continue
-                h.update(f.name.encode())
-                with open(f, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(block)
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = weights_fingerprint(self.model_dir)
         return self._fingerprint
 
     # ---- model calls ---------------------------------------------------------------
@@ -236,15 +236,37 @@ class Predictor:
         logits = self.logit_scale() * (text @ feats.image_global)
         return torch.softmax(logits.double(), dim=0).numpy()
 
-    def task_probs(self, feats: ImageFeatures, task: str) -> np.ndarray:
+    def reload_statistics(self) -> None:
+        """(Re-)read the OOD statistics and temperatures of the model directory (after
+        `mama calibrate` or `mama eval --save-temperature` wrote new ones)."""
+        self.ood_stats = ood_mod.load_ood(self.model_dir)  # None: OOD "unknown" (docs/inference.md)
+        stored = prob_cal.load_temperatures(self.model_dir)
+        self.temperatures = {t: prob_cal.valid_temperature(stored.get(t), self.model_dir, t) for t in (*TASKS, "cancer")}
+
+    def temperature(self, task: str) -> float | None:
+        """The stored temperature for the task's current head (or zero-shot), None if none fits."""
+        return self.temperatures.get(task)
+
+    def task_probs(self, feats: ImageFeatures, task: str, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities; temperature-scaled when the model directory holds a valid
+        temperature for this task (`calibrated=False`: the raw softmax, for fitting one)."""
         head = self.heads.get(task)
-        if head is not None:
-            return head.probabilities(feats.raw_global)
-        return self.zero_shot_probs(feats, task)
+        probs = head.probabilities(feats.raw_global) if head is not None else self.zero_shot_probs(feats, task)
+        t = self.temperature(task) if calibrated else None
+        return probs if t is None else prob_cal.apply_temperature(prob_cal.probs_to_logits(probs), t)
 
     def predict_view(self, key: str, path: str | Path) -> ViewPrediction:
         feats = self.image_features(path)
         return ViewPrediction(key, self.task_probs(feats, "birads"), self.task_probs(feats, "density"))
+
+    @property
+    def notice(self) -> str | None:
+        """What users must be told about this model wherever its outputs appear: set for the
+        demo model and for anything sharing its image encoder (a probe fitted on top of it)."""
+        if self._notice is None:
+            same = weights_fingerprint(self.model_dir, skip=NOT_WEIGHTS) == demo_fingerprint()
+            self._notice = DEMO_NOTICE if same else ""
+        return self._notice or None
 
     def predict(self, study: Any) -> StudyPrediction:
         study = self.resolve_study(study)
@@ -252,8 +274,16 @@ class Predictor:
             raise DataError("the study holds no readable images", path=study.uid)
         self.prefetch(list(study.images.values()))
         views = {key: self.predict_view(key, path) for key, path in study.images.items()}
+        oods = ood_mod.view_results(self.ood_stats, {k: self.image_features(p).image_global.numpy()
+                                                     for k, p in study.images.items()})
+        for key, view in views.items():
+            view.ood = oods[key]
         meta = {k: self.prompt_record(self.image_features(p)) or {} for k, p in study.images.items()}
-        return aggregate(study.uid, views, self.method, self.name, meta)
+        pred = aggregate(study.uid, views, self.method, self.name, meta)
+        pred.ood = ood_mod.study_result(self.ood_stats, oods)
+        pred.notice = self.notice
+        pred.calibration = {t: self.temperature(t) for t in TASKS}
+        return pred
 
     def similarity_maps(self, study: Any, sentences: list[str]) -> SimilarityMaps:
         if not sentences:
@@ -264,6 +294,31 @@ class Predictor:
         maps = {key: native_map(self.image_features(path), local) for key, path in study.images.items()}
         best = {key: best_location(m[0]) for key, m in maps.items()}
         return SimilarityMaps(list(sentences), maps, self.no_match_threshold, self.map_range, best)
+
+
+_DEMO_FINGERPRINT: list[str | None] = []
+
+
+def demo_fingerprint() -> str | None:
+    """Fingerprint of the shipped demo model's weights (None when it is not built)."""
+    if not _DEMO_FINGERPRINT:
+        path = resources_dir() / "models" / "demo"
+        _DEMO_FINGERPRINT.append(weights_fingerprint(path, skip=NOT_WEIGHTS) if (path / "config.json").is_file() else None)
+    return _DEMO_FINGERPRINT[0]
+
+
+def weights_fingerprint(model_dir: Path, skip: tuple[str, ...] = STATS_FILES) -> str:
+    """sha256 (16 hex digits) of a model directory's top-level JSON and safetensors files,
+    leaving out `skip` (by default the statistics fitted after the weights)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(model_dir).glob("*.json")) + sorted(Path(model_dir).glob("*.safetensors")):
+        if f.name in skip:
+            continue
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def _l2(x: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +41,13 @@ class ViewPrediction:
     key: str  # 'LCC', 'RMLO', ... or 'L' / 'R' for sides
     birads: np.ndarray  # [7] probabilities
     density: np.ndarray  # [4] probabilities
+    ood: Any = None  # inference.ood.OODResult for views; None for sides
 
     def to_json(self) -> dict:
-        return {"birads": self.birads.tolist(), "density": self.density.tolist()}
+        out = {"birads": self.birads.tolist(), "density": self.density.tolist()}
+        if self.ood is not None:
+            out["ood"] = self.ood.to_json()
+        return out
 
 
 @dataclass
@@ -55,9 +60,15 @@ class StudyPrediction:
     method: str  # "zero-shot" | "probe"
     model_name: str
     prompt_metadata: dict[str, dict] = field(default_factory=dict)  # view -> meta used in prompts
+    ood: Any = None  # inference.ood.OODResult of the study (largest view score vs the study threshold)
+    notice: str | None = None  # what the model is, when users must be told (the demo model)
+    calibration: dict = field(default_factory=dict)  # task -> temperature applied (None: uncalibrated)
 
     def to_json(self) -> dict:
-        return {
+        extra = {"ood": self.ood.to_json()} if self.ood is not None else {}
+        if self.notice:
+            extra["notice"] = self.notice
+        return {**extra, "calibration": self.calibration,
             "study_uid": self.study_uid,
             "birads": self.birads.tolist(),
             "density": self.density.tolist(),

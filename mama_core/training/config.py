@@ -52,17 +52,24 @@ def _range(value: tuple[float, float], name: str, low: float, high: float) -> No
 class OptimConfig:
     """AdamW + cosine schedule with linear warm-up (paper §4: lr 4e-5, wd 0.1, 4k/40k)."""
 
-    lr: float = 4e-5
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_steps: int = 4000
-    max_steps: int = 40000
-    min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
-    grad_clip: float = 0.0  # max global grad norm; 0 = off (the paper does not clip)
+    lr: float = field(default=4e-5, metadata={
+        "help": "peak AdamW learning rate, reached after the warm-up (paper: 4e-5)"})
+    weight_decay: float = field(default=0.1, metadata={
+        "help": "AdamW weight decay; biases, norms and temperatures get none unless decay_all (paper: 0.1)"})
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"help": "AdamW (beta1, beta2)"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    warmup_steps: int = field(default=4000, metadata={
+        "help": "steps of linear warm-up from 0 to lr (paper: 4000)"})
+    max_steps: int = field(default=40000, metadata={
+        "help": "optimiser steps of the whole run; the cosine decay ends here (paper: 40000)"})
+    min_lr_ratio: float = field(default=0.0, metadata={
+        "help": "cosine floor as a fraction of lr (0 = decay to zero)"})
+    grad_clip: float = field(default=0.0, metadata={
+        "help": "max global gradient norm; 0 = off (the paper does not clip)"})
     # Weight decay on every trainable parameter (the released code's single AdamW group)
     # instead of sparing biases, norms, embeddings-like tokens and temperatures (the paper).
-    decay_all: bool = False
+    decay_all: bool = field(default=False, metadata={
+        "help": "weight decay on every trainable parameter, one AdamW group (released code)"})
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # YAML gives a list
@@ -92,15 +99,21 @@ class AugmentConfig:
     at the bottom, which no real image shows, so it is off by default.
     """
 
-    crop_scale: tuple[float, float] = (0.7, 1.0)  # fraction of the square's area kept
-    crop_ratio: tuple[float, float] = (0.8, 1.25)  # modest aspect-ratio range (w/h)
-    hflip_prob: float = 0.5
-    vflip_prob: float = 0.0
-    brightness: float = 0.1  # additive shift drawn from [-b, b]
-    contrast: float = 0.2  # multiplicative factor drawn from [1-c, 1+c]
-    gamma: float = 0.2  # gamma = exp(u), u from [-g, g]
-    blur_prob: float = 0.3
-    blur_sigma: tuple[float, float] = (0.1, 1.5)  # in pixels of the model input
+    crop_scale: tuple[float, float] = field(default=(0.7, 1.0), metadata={
+        "help": "random resized crop: (min, max) fraction of the square's area kept"})
+    crop_ratio: tuple[float, float] = field(default=(0.8, 1.25), metadata={
+        "help": "random resized crop: (min, max) aspect ratio w/h"})
+    hflip_prob: float = field(default=0.5, metadata={
+        "help": "probability of a horizontal flip (looks like the other breast; side is in the caption)"})
+    vflip_prob: float = field(default=0.0, metadata={
+        "help": "probability of a vertical flip (off: no real MLO has the pectoral muscle at the bottom)"})
+    brightness: float = field(default=0.1, metadata={"help": "additive brightness shift drawn from [-b, b]"})
+    contrast: float = field(default=0.2, metadata={
+        "help": "multiplicative contrast factor drawn from [1-c, 1+c]"})
+    gamma: float = field(default=0.2, metadata={"help": "gamma = exp(u) with u drawn from [-g, g]"})
+    blur_prob: float = field(default=0.3, metadata={"help": "probability of a Gaussian blur"})
+    blur_sigma: tuple[float, float] = field(default=(0.1, 1.5), metadata={
+        "help": "(min, max) blur sigma in pixels of the model input"})
 
     def __post_init__(self) -> None:
         self.crop_scale = tuple(float(v) for v in self.crop_scale)
@@ -120,15 +133,22 @@ class AugmentConfig:
 class DataConfig:
     """Pairs, captions, cache and loader (docs/method.md §1.1, §1.9)."""
 
-    mask_prob: float = 0.8  # meta-information masking of training captions
-    second_view_prob: float = 0.5  # second view = another image of the study
-    val_fraction: float = 0.1  # patients held out for the validation loss
-    split_seed: int = 0  # fixed so that resumed and distributed runs see the same split
-    num_workers: int = 2
-    balance: str = "none"  # "none" | "birads" | "density": WeightedRandomSampler
-    cache_dir: str | None = None  # None = <user cache dir>/images
-    cache_dtype: str = "float16"  # "float16" | "uint16"
-    cache_workers: int = 0  # processes that prefill the cache (0 = in-process)
+    mask_prob: float = field(default=0.8, metadata={
+        "help": "probability of masking each meta-information field of a training caption (paper: 0.8)"})
+    second_view_prob: float = field(default=0.5, metadata={
+        "help": "probability that the second view is another image of the study (else an augmented copy)"})
+    val_fraction: float = field(default=0.1, metadata={
+        "help": "share of patients held out for the validation loss (0 = none)"})
+    split_seed: int = field(default=0, metadata={
+        "help": "seed of the patient-level train/validation split (fixed so resumed and distributed runs agree)"})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes"})
+    balance: str = field(default="none", metadata={"help": "class-balanced sampling: none | birads | density"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "folder of the decoded-image cache; null = <user cache dir>/images"})
+    cache_dtype: str = field(default="float16", metadata={
+        "help": "storage type of cached images: float16 | uint16"})
+    cache_workers: int = field(default=0, metadata={
+        "help": "processes that prefill the image cache (0 = in the main process)"})
 
     def __post_init__(self) -> None:
         _probability(self.mask_prob, "mask_prob")
@@ -148,24 +168,38 @@ class DataConfig:
 class TrainConfig:
     """Everything one training run needs besides the data and the output folder."""
 
-    model: dict[str, Any] = field(default_factory=dict)  # mama_core.model.ModelConfig.from_dict
-    loss: dict[str, Any] = field(default_factory=dict)  # mama_core.losses.LossConfig.from_dict
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    batch_size: int = 36  # per process (the reference recipe: 36 per GPU x 4 GPUs)
-    grad_accum: int = 1
-    precision: str = "auto"  # auto: bf16 autocast on CUDA (fp32 master weights), fp32 on CPU
-    grad_checkpointing: bool = False
-    image_size: int | None = None  # None = model.vision.image_size; else overrides it
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    log_every: int = 10
-    ckpt_every: int = 1000
-    keep_last: int = 3
-    val_every: int = 0  # steps between validation losses; 0 = only at the end
-    val_batches: int = 20  # at most this many validation batches per evaluation
-    deterministic: bool = True  # torch.use_deterministic_algorithms on CPU
+    model: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "the model: see the model.* options (mama_core.model.ModelConfig)"})
+    loss: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "the objective, eq. (4): see the loss.* options (mama_core.losses.LossConfig)"})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={
+        "help": "optimiser and schedule: see the optim.* options"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={
+        "help": "pairs, captions, cache and loader: see the data.* options"})
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={
+        "help": "training augmentations: see the augment.* options"})
+    batch_size: int = field(default=36, metadata={
+        "help": "image-caption pairs per process per micro-batch (reference recipe: 36 per GPU x 4 GPUs)"})
+    grad_accum: int = field(default=1, metadata={
+        "help": "micro-batches per optimiser step (effective batch = batch_size x grad_accum x processes)"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32; master weights stay fp32"})
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute vision activations in the backward pass (less memory, slower)"})
+    image_size: int | None = field(default=None, metadata={
+        "help": "model input size in pixels; null = model.vision.image_size, else overrides it"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and dropout"})
+    device: str = field(default="auto", metadata={
+        "help": "auto | cpu | cuda | cuda:N (under torchrun each process takes its local GPU)"})
+    log_every: int = field(default=10, metadata={
+        "help": "steps between logged reports (metrics.csv, TensorBoard, console)"})
+    ckpt_every: int = field(default=1000, metadata={"help": "steps between checkpoints (0 = only at the end)"})
+    keep_last: int = field(default=3, metadata={"help": "checkpoints kept in the run folder"})
+    val_every: int = field(default=0, metadata={"help": "steps between validation losses; 0 = only at the end"})
+    val_batches: int = field(default=20, metadata={
+        "help": "at most this many validation batches per validation"})
+    deterministic: bool = field(default=True, metadata={
+        "help": "deterministic kernels on CPU (exact resume; a little slower)"})
 
     def __post_init__(self) -> None:
         self.optim = _section(OptimConfig, self.optim, "optim")

@@ -59,6 +59,8 @@ class StepReport:
     max_memory_mb: float
     eta_s: float
     val_loss: float | None = None
+    logit_scale: float | None = None  # the model's 1/tau multipliers after this step (global, local)
+    local_scale: float | None = None
     checkpoint: str | None = None  # set when this step wrote a checkpoint
     model_dir: str | None = None  # set on the last report of a finished run
     stopped: bool = False  # the run was asked to stop and checkpointed
@@ -378,7 +380,7 @@ class _Run:
             lr=getattr(self, "lr", self.scheduler.get_last_lr()[0]),
             images_per_s=pairs / step_time if step_time > 0 else 0.0,
             step_time_s=step_time, max_memory_mb=_max_memory_mb(self.device),
-            eta_s=mean_time * (cfg.optim.max_steps - self.step), **extra)
+            eta_s=mean_time * (cfg.optim.max_steps - self.step), **_scales(self.bare), **extra)
         if self.log is not None and self.step > self.logged_step:  # a stop report repeats a step
             self.log.write(report.csv_row())
             self.logged_step = self.step
@@ -387,6 +389,14 @@ class _Run:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+
+
+def _scales(model: nn.Module) -> dict[str, float]:
+    """The logit and local scales (1/tau) for the logs, when the model has them."""
+    if not hasattr(model, "scales"):
+        return {}
+    logit, local = model.scales()
+    return {"logit_scale": float(logit.detach()), "local_scale": float(local.detach())}
 
 
 def _due(step: int, every: int) -> bool:

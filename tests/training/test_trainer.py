@@ -31,6 +31,7 @@ def test_smoke_run_writes_metrics_checkpoints_and_model(records, tiny_overrides,
     assert [int(r["step"]) for r in _rows(tmp_path / "run")] == [1, 2, 3]
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["ckpt-0000002", "ckpt-0000003"]
     assert not list((tmp_path / "run" / "checkpoints").glob("*.tmp"))
+    _check_tensorboard(tmp_path / "run" / "tensorboard", reports)
 
     from mama_core.model import load_model_dir
 
@@ -39,6 +40,25 @@ def test_smoke_run_writes_metrics_checkpoints_and_model(records, tiny_overrides,
     with torch.no_grad():
         out = model.encode_image(torch.zeros(1, 1, 56, 56))
     assert out["image_global"].shape == (1, 16)
+
+
+def _check_tensorboard(folder: Path, reports: list) -> None:
+    """TensorBoard events next to metrics.csv, read by TensorBoard's own reader: every loss
+    term, lr, logit scales, throughput, memory and the validation loss."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {f"train/{k}" for k in reports[-1].losses} <= tags
+    assert {"train/loss", "train/lr", "train/logit_scale", "train/local_scale", "train/local_weight",
+            "perf/images_per_s", "perf/step_time_s", "perf/max_memory_mb", "val/loss"} <= tags
+    assert not any(t.endswith(("stopped", "final", "eta_s")) for t in tags)  # flags and ETAs are not curves
+    assert [e.step for e in events.Scalars("train/loss")] == [r.step for r in reports]
+    for report, event in zip(reports, events.Scalars("train/image_text_loss")):
+        assert abs(event.value - report.losses["image_text_loss"]) < 1e-5
+    assert events.Scalars("val/loss")[-1].step == reports[-1].step
+    assert abs(events.Scalars("train/logit_scale")[-1].value - reports[-1].logit_scale) < 1e-4
 
 
 @pytest.mark.slow
