@@ -177,3 +177,30 @@ def test_nothing_in_a_mixed_folder_is_invisible(tmp_path):
         shown = set(study.images.values()) | set(study.unplaced)
         assert shown == set(study.placements)
     assert {p.name for p in reported} == {"ct.dcm", "notes.txt", "bad.png"}
+
+
+def test_image_folder_gives_training_records(tmp_path):
+    """train / eval / finetune read plain folders through the same records."""
+    from mama_core.data import load_dicom_folder
+
+    _four_view_pngs(tmp_path / "a")
+    _png8(tmp_path / "a" / "scan017.png")  # unplaced: no side or view, so no record
+    records = load_dicom_folder(tmp_path)
+    assert sorted((r.laterality, r.view) for r in records) == [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")]
+    assert {r.study_id for r in records} == {"a_0"}
+
+
+@pytest.mark.slow
+def test_model_runs_on_a_png_study(tmp_path):
+    """The predictor takes a PNG study folder or a single PNG like a DICOM one (maps only:
+    predictions run through the same image features)."""
+    from mama_core.inference import Predictor
+    from tests.inference.conftest import build_tiny_model_dir
+
+    _four_view_pngs(tmp_path / "pngs")
+    predictor = Predictor.load(build_tiny_model_dir(tmp_path / "model"), device="cpu")
+    maps = predictor.similarity_maps(tmp_path / "pngs", ["a round mass"])
+    assert set(maps.maps) == {"LCC", "LMLO", "RCC", "RMLO"}
+    assert maps.maps["RCC"].shape == (1, ROWS, COLS)
+    single = predictor.resolve_study(tmp_path / "pngs" / "0_R-MLO.png")
+    assert list(single.images) == ["RMLO"]
