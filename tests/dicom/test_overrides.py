@@ -60,3 +60,15 @@ def test_damaged_overrides_file_is_a_named_error(tmp_path):
     overrides_file().write_text("{not json")
     with pytest.raises(ConfigError, match="placement_overrides.json"):
         find_studies(tmp_path)
+
+
+def test_place_command_sets_and_clears(tmp_path, capsys):
+    from mama_core.cli import main
+
+    path = make.write(make.mg(laterality=None, view=None), tmp_path / "x.dcm")
+    assert main(["place", str(path), "--side", "L", "--view", "CC"]) == 0
+    assert read_image(path).placement.view_rule == "manual override"
+    assert main(["studies", str(tmp_path), "--json"]) == 0
+    assert '"laterality_rule": "manual override"' in capsys.readouterr().out
+    assert main(["place", str(path), "--clear"]) == 0
+    assert get_override(path) is None

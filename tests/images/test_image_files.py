@@ -204,3 +204,10 @@ def test_model_runs_on_a_png_study(tmp_path):
     assert maps.maps["RCC"].shape == (1, ROWS, COLS)
     single = predictor.resolve_study(tmp_path / "pngs" / "0_R-MLO.png")
     assert list(single.images) == ["RMLO"]
+
+
+def test_tag_panel_rows_for_an_image_file(tmp_path):
+    from mama_core.dicom import tags_for_display
+
+    rows = {name: value for _, name, value in tags_for_display(_png8(tmp_path / "L-CC.png"))}
+    assert rows["File format"] == "PNG" and rows["Rows"] == str(ROWS) and "unknown" in rows["Pixel spacing"]
