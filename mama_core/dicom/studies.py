@@ -167,9 +167,11 @@ def _entry(path: Path, ds: Dataset) -> _Entry:
     cbis = cbis_ddsm_id(patient)
     if cbis is not None:
         # CBIS-DDSM gives every image its own PatientID and StudyInstanceUID; the patient
-        # is the P_nnnnn part and an exam is that patient's images of one date.
+        # is the P_nnnnn part. Each DDSM case is one exam and the dates in the files were
+        # set at conversion (2016-17, not when the films were taken), so the patient alone
+        # groups: dates must not split a case or make one series a "prior" of another.
         patient = cbis.group("patient").upper()
-        group, uid, rule = ("patient", patient, date or "", ""), _joined(patient, date), "patient + date (CBIS-DDSM)"
+        group, uid, rule = ("cbis", patient), patient, "patient (CBIS-DDSM)"
     elif study_uid:
         group, uid, rule = ("uid", study_uid), study_uid, "StudyInstanceUID"
     elif patient:

@@ -30,6 +30,7 @@ def test_cbis_ddsm_cases_are_two_complete_four_view_studies():
     studies = find_studies(CASES, report=report)
     assert report == []
     assert [s.patient_id for s in studies] == ["P_00173", "P_00820"]
+    assert [s.uid for s in studies] == ["P_00173", "P_00820"] and all(s.priors == [] for s in studies)
     for study in studies:
         assert study.complete and study.problems == [] and study.unplaced == []
         assert len(study.images) == 4
@@ -38,7 +39,7 @@ def test_cbis_ddsm_cases_are_two_complete_four_view_studies():
             placement = study.placements[path]
             assert placement.laterality_rule == "Laterality"
             assert placement.view_rule == "PatientOrientation used as view"
-            assert placement.group_rule == "patient + date (CBIS-DDSM)"
+            assert placement.group_rule == "patient (CBIS-DDSM)"
             assert placement.kind == "screening"
 
 
