@@ -15,6 +15,7 @@ the exam part of their names. Earlier studies of the same patient become `priors
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -175,7 +176,7 @@ def _entry(path: Path, ds: Dataset) -> _Entry:
     elif study_uid:
         group, uid, rule = ("uid", study_uid), study_uid, "StudyInstanceUID"
     elif patient:
-        group, uid, rule = (("patient", patient, date or "", accession or ""), _joined(patient, date, accession),
+        group, uid, rule = (("patient", patient, date or "", accession or ""), _opaque_id(patient, date, accession),
                             "patient + date + accession (no StudyInstanceUID)")
     else:
         group, uid, rule = ("folder", str(path.parent.resolve())), path.parent.name or "folder", \
@@ -184,8 +185,11 @@ def _entry(path: Path, ds: Dataset) -> _Entry:
                   place_dataset(ds, path, rule))
 
 
-def _joined(*parts: str | None) -> str:
-    return "_".join(p for p in parts if p)
+def _opaque_id(*parts: str | None) -> str:
+    """A stable study id for files without a StudyInstanceUID that does not spell out the
+    patient's identifiers."""
+    digest = hashlib.sha256("\x1f".join(p or "" for p in parts).encode("utf-8")).hexdigest()
+    return f"study-{digest[:16]}"
 
 
 # ---- scanning ---------------------------------------------------------------------------
@@ -297,7 +301,9 @@ def _merge_singletons(groups: dict[GroupKey, _Group]) -> list[_Group]:
         if len(singles) < 2:
             continue
         merged_ids.update(id(g) for g in singles)
-        out.append(_Group(_joined(patient, date, accession), "patient + date + accession (one StudyInstanceUID per image)",
+        # The study is named after its first image's UID: ids made from the PatientID or
+        # accession would carry identifiers into logs and file names.
+        out.append(_Group(min(g.uid for g in singles), "patient + date + accession (one StudyInstanceUID per image)",
                           [g.entries[0] for g in singles]))
     out.extend(g for g in groups.values() if id(g) not in merged_ids)
     return out
