@@ -1,4 +1,5 @@
-"""`mama place FILE... --side L --view CC` (or `--clear`): place images by hand.
+"""`mama place FILE... --side L --view CC` (or `--clear`, or `--table places.csv`): place
+images by hand.
 
 The placement is kept per file in the user's data dir and used by every command and the
 desktop (docs/data.md "Fixing a misplaced image")."""
@@ -15,7 +16,9 @@ HELP = "set (or --clear) the side and view of images by hand; every command then
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", help="DICOM or image files")
+    parser.add_argument("files", nargs="*", help="DICOM or image files")
+    parser.add_argument("--table", default=None, metavar="CSV",
+                        help="CSV with columns path, laterality, view (paths relative to the CSV's folder)")
     parser.add_argument("--side", choices=["L", "R", "l", "r"], default=None, help="laterality L or R")
     parser.add_argument("--view", default=None, help="CC, MLO, ML, LM, XCCL, ... (ML and MLO differ)")
     parser.add_argument("--clear", action="store_true", help="forget the manual placement")
@@ -23,8 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mama_core.dicom import clear_override, get_override, set_override
+    from mama_core.dicom.overrides import set_overrides_from_table
     from mama_core.errors import ConfigError
 
+    if args.table:
+        count = set_overrides_from_table(Path(args.table))
+        print_json({"placed": count}) if args.json else print(f"{count} files placed from {args.table}")
+        return 0
+    if not args.files:
+        raise ConfigError("name the files to place, or give --table")
     if not args.clear and args.side is None and args.view is None:
         raise ConfigError("give --side and/or --view, or --clear")
     rows = []

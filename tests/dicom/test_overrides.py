@@ -72,3 +72,18 @@ def test_place_command_sets_and_clears(tmp_path, capsys):
     assert '"laterality_rule": "manual override"' in capsys.readouterr().out
     assert main(["place", str(path), "--clear"]) == 0
     assert get_override(path) is None
+
+
+def test_placements_from_a_table(tmp_path):
+    from mama_core.dicom.overrides import set_overrides_from_table
+
+    a = make.write(make.mg(laterality=None, view=None), tmp_path / "imgs" / "a.dcm")
+    b = make.write(make.mg(laterality=None, view=None), tmp_path / "imgs" / "b.dcm")
+    table = tmp_path / "places.csv"
+    table.write_text(f"path,laterality,view\nimgs/a.dcm,R,CC\n{b},L,\n")
+    assert set_overrides_from_table(table) == 2
+    assert get_override(a) == ("R", "CC") and get_override(b) == ("L", None)
+    table.write_text("path,laterality,view\nimgs/a.dcm,R,CC\nimgs/b.dcm,Q,MLO\n")
+    with pytest.raises(ConfigError, match="row 3"):
+        set_overrides_from_table(table)
+    assert get_override(b) == ("L", None)  # nothing saved from the bad table
