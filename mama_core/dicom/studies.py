@@ -16,6 +16,7 @@ the exam part of their names. Earlier studies of the same patient become `priors
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -222,11 +223,20 @@ def find_studies(folder: str | Path, report: SkipReport | None = None) -> list[S
 
 
 def _candidate_files(root: Path) -> list[Path]:
-    """Every regular file, hidden ones (.DS_Store, ._ resource forks) excluded."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    """Every regular file, hidden ones (.DS_Store, ._ resource forks) excluded. Linked
+    folders are followed (archives are often assembled from links), each real folder once,
+    so a link loop cannot hang the scan."""
+    seen: set[str] = set()
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(folder) / f for f in files if not f.startswith("."))
+    return sorted(p for p in found if p.is_file())
 
 
 def _scan_one(path: Path, report: SkipReport | None, unreadable: SkipReport) -> _Entry | None:

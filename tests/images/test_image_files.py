@@ -211,3 +211,16 @@ def test_tag_panel_rows_for_an_image_file(tmp_path):
 
     rows = {name: value for _, name, value in tags_for_display(_png8(tmp_path / "L-CC.png"))}
     assert rows["File format"] == "PNG" and rows["Rows"] == str(ROWS) and "unknown" in rows["Pixel spacing"]
+
+
+def test_linked_folders_are_scanned_once(tmp_path):
+    import os
+
+    _four_view_pngs(tmp_path / "real" / "exam")
+    os.symlink(tmp_path / "real" / "exam", tmp_path / "real" / "link")  # same folder twice
+    os.symlink(tmp_path / "real", tmp_path / "real" / "exam" / "loop")  # a cycle
+    outside = tmp_path / "scan"
+    outside.mkdir()
+    os.symlink(tmp_path / "real", outside / "archive")
+    [study] = find_studies(outside)
+    assert study.complete and len(study.placements) == 4
