@@ -188,6 +188,10 @@ def test_image_folder_gives_training_records(tmp_path):
     records = load_dicom_folder(tmp_path)
     assert sorted((r.laterality, r.view) for r in records) == [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")]
     assert {r.study_id for r in records} == {"a_0"}
+    from mama_core.training.cache import ImageCache
+
+    cached = ImageCache(tmp_path / "cache", 32).load(records[0].path)
+    assert tuple(cached.shape) == (1, 32, 32) and float(cached.max()) > 0.5
 
 
 @pytest.mark.slow
