@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from mama_core.dicom import fields
 from mama_core.dicom.overrides import get_override
 from mama_core.dicom.types import Placement
-from mama_core.images.names import cbis_ddsm_id, parse_name
+from mama_core.images.names import cbis_ddsm_id, mini_mias, parse_name
 
 SCREENING_VIEWS = ("CC", "MLO")
 
@@ -153,6 +153,10 @@ def place_file_name(path: Path, group_rule: str) -> Decision:
     if cbis is not None:
         side, view, rule = cbis.group("side")[0].upper(), cbis.group("view").upper(), "CBIS-DDSM file name"
         return _finish(path, side, rule, view, rule, None, group_rule)
+    mias = mini_mias(path.stem)
+    if mias is not None:
+        rule = "mini-MIAS file name (odd number right, even left; MLO films)"
+        return _finish(path, mias[0], rule, mias[1], rule, None, group_rule)
     parts = parse_name(path.stem)
     rule = f"file name token '{parts.token}'" if parts.token else "undecided"
     return _finish(path, parts.laterality, rule if parts.laterality else "undecided",

@@ -46,7 +46,7 @@ def _four_view_pngs(folder, exam="0", mirrored=False):
     ("case12_R_ML", "R", "ML", "case12"),
     ("patient7-MLO-L", "L", "MLO", "patient7"),
     ("Mass-Training_P_00001_LEFT_CC", "L", "CC", "Mass_Training_P_00001"),
-    ("mdb001", None, None, "mdb001"),
+    ("scan001", None, None, "scan001"),
     ("0_L-CC_R-MLO", None, None, "0_L_CC_R_MLO"),  # two views named: ambiguous, undecided
     ("scroll", None, None, "scroll"),  # 'L' inside a word is not a side
 ])
@@ -228,3 +228,12 @@ def test_linked_folders_are_scanned_once(tmp_path):
     os.symlink(tmp_path / "real", outside / "archive")
     [study] = find_studies(outside)
     assert study.complete and len(study.placements) == 4
+
+
+def test_mini_mias_names_give_side_view_and_film_pairs(tmp_path):
+    for n in (1, 2, 3):
+        Image.fromarray((_breast() // 16).astype(np.uint8)).save(tmp_path / f"mdb{n:03d}.pgm")
+    first, second = find_studies(tmp_path)
+    assert {k: p.name for k, p in first.images.items()} == {"RMLO": "mdb001.pgm", "LMLO": "mdb002.pgm"}
+    assert {k: p.name for k, p in second.images.items()} == {"RMLO": "mdb003.pgm"}
+    assert first.placements[first.images["RMLO"]].view_rule.startswith("mini-MIAS file name")
