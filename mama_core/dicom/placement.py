@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from mama_core.dicom import fields
 from mama_core.dicom.overrides import get_override
 from mama_core.dicom.types import Placement
-from mama_core.images.names import cbis_ddsm_id, mini_mias, parse_name
+from mama_core.images.names import cbis_ddsm_id, inbreast, mini_mias, parse_name
 
 SCREENING_VIEWS = ("CC", "MLO")
 
@@ -171,6 +171,11 @@ def _fill(value: str | None, rule: str, fallback: str | None, fallback_rule: str
 
 def _finish(path: Path, side: str | None, side_rule: str, view: str | None, view_rule: str,
             tag: str | None, group_rule: str) -> Decision:
+    if side is None or view is None:
+        known = inbreast(path.stem)
+        if known is not None:
+            side, side_rule = _fill(side, side_rule, known[0], "INbreast file name")
+            view, view_rule = _fill(view, view_rule, known[1], "INbreast file name")
     if side is None or view is None:
         name = parse_name(path.stem)
         token_rule = f"file name token '{name.token}'"

@@ -74,6 +74,18 @@ def _exam(rest: str) -> str:
 # (mdb(2k-1), mdb(2k)): odd numbers the right breast, even the left (the database README).
 MINI_MIAS_NAME = re.compile(r"^mdb(?P<number>\d{3})$", re.IGNORECASE)
 
+# INbreast: <FileID>_<hash>_MG_<L|R>_<CC|ML|FB>_ANON.dcm, where the 'ML' token is the MLO
+# view (the dataset's own table says MLO for those files).
+INBREAST_NAME = re.compile(r"^\d+_[0-9a-f]+_MG_(?P<side>[LR])_(?P<view>CC|MLO|ML|FB)_ANON$", re.IGNORECASE)
+
+
+def inbreast(stem: str) -> tuple[str, str] | None:
+    match = INBREAST_NAME.match(stem)
+    if match is None:
+        return None
+    view = match.group("view").upper()
+    return match.group("side").upper(), ("MLO" if view == "ML" else view)
+
 
 def mini_mias(stem: str) -> tuple[str, str, int] | None:
     """(side, view, pair number) from a mini-MIAS file name, or None."""

@@ -187,3 +187,12 @@ def test_corrupt_file_is_named_and_the_rest_of_the_folder_opens(tmp_path):
     assert any("cut.dcm" in p and "unreadable" in p for p in study.problems)
     with pytest.raises(MamaError, match="cut.dcm"):
         read_image(folder / "cut.dcm")
+
+
+def test_inbreast_file_name_ml_token_is_the_mlo_view(tmp_path):
+    """INbreast names its MLO files '..._MG_R_ML_ANON.dcm'; with no view in the header the
+    name decides, and the dataset's 'ML' means MLO."""
+    path = make.write(make.mg(laterality=None, view=None), tmp_path / "22678622_61b13c59bcba149e_MG_R_ML_ANON.dcm")
+    [study] = find_studies(tmp_path)
+    assert list(study.images) == ["RMLO"]
+    assert study.placements[path].view_rule == "INbreast file name"
