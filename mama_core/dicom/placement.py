@@ -9,6 +9,7 @@ override (mama_core.dicom.overrides) beats every rule.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +100,11 @@ def variant(ds: Dataset) -> str | None:
     if any(w in words for w in _SYNTHESIZED_WORDS):
         return "SYNTH"
     text = " ".join(fields.view_modifiers(ds)) + " " + words
-    tokens = set(text.replace("\\", " ").replace("_", " ").replace("-", " ").split())
+    tokens = re.findall(r"[A-Z0-9]+", text)
     for tag, markers in _EXTRA_WORDS.items():
-        if any((m in tokens) if len(m) <= 4 else (m in text) for m in markers):
+        # whole words ('MAG' never matches 'MAGNA'), or word starts for the long markers
+        # ('STEREO' in 'STEREOTACTIC', but 'ROLLED' not in 'CONTROLLED')
+        if any(tok == m or (len(m) > 4 and tok.startswith(m)) for m in markers for tok in tokens):
             return tag
     return None
 
