@@ -196,3 +196,19 @@ def test_inbreast_file_name_ml_token_is_the_mlo_view(tmp_path):
     [study] = find_studies(tmp_path)
     assert list(study.images) == ["RMLO"]
     assert study.placements[path].view_rule == "INbreast file name"
+
+
+@pytest.mark.parametrize("description, expected", [
+    ("L CC MAG", "MAG"), ("STEREOTACTIC BIOPSY", "STEREO"), ("L CC Spot", "SPOT"),
+    ("R MLO", None), ("CONTROLLED EXPOSURE", None), ("MAGNA VIEW", None), ("C-View L CC", "SYNTH"),
+])
+def test_extra_and_synthesized_markers_are_whole_words(description, expected):
+    from mama_core.dicom.placement import variant
+
+    assert variant(make.mg(SeriesDescription=description)) == expected
+
+
+@pytest.mark.parametrize("orientation, expected", [(["A", "R"], None), (["P", "FL"], None), ("MLO", "MLO"), ("CC", "CC")])
+def test_patient_orientation_is_a_view_only_when_it_spells_one(tmp_path, orientation, expected):
+    ds = make.mg(view=None, PatientOrientation=orientation)
+    assert read_image(make.write(ds, tmp_path / "x.dcm")).view == expected
