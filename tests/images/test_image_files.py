@@ -237,3 +237,9 @@ def test_mini_mias_names_give_side_view_and_film_pairs(tmp_path):
     assert {k: p.name for k, p in first.images.items()} == {"RMLO": "mdb001.pgm", "LMLO": "mdb002.pgm"}
     assert {k: p.name for k, p in second.images.items()} == {"RMLO": "mdb003.pgm"}
     assert first.placements[first.images["RMLO"]].view_rule.startswith("mini-MIAS file name")
+
+
+def test_sixteen_bit_colour_tiff_keeps_its_bit_depth(tmp_path):
+    grey = _breast()  # 12-bit values
+    tifffile.imwrite(tmp_path / "L-CC.tif", np.stack([grey] * 3, axis=-1), photometric="rgb")
+    assert read_image(tmp_path / "L-CC.tif").pixels.max() == pytest.approx(grey.max() / 4095, abs=1e-3)
