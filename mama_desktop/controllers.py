@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from mama_core.errors import MamaError
 
 from . import engine
-from .hanging import to_display
+from .hanging import build_pyramid
 from .notifications import NotificationBar, format_exception
 from .state import AppState, LoadedView
 from .workers import TaskRunner
@@ -99,7 +99,7 @@ def load_views(study: Any) -> tuple[dict[str, LoadedView], list[tuple[str, str]]
         try:
             image = engine.read_image(path)
             tags = _tags(path)
-            views[key] = LoadedView(key=key, image=image, tags=tags, display=to_display(image.pixels))
+            views[key] = LoadedView(key=key, image=image, tags=tags, pyramid=build_pyramid(image.pixels))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the study stays usable
             errors.append(describe_error(exc))
     return views, errors

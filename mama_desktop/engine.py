@@ -63,6 +63,13 @@ def load_predictor(name_or_path: str | Path, device: str | None = None) -> Any:
     return predictor
 
 
+def map_value(grid: Any, native_shape: tuple[int, int], row: int, col: int) -> float:
+    """The similarity at native pixel (row, col) of a map drawn from its own grid."""
+    from mama_core.inference.maps import sample_native
+
+    return sample_native(grid, native_shape, row, col)
+
+
 def preset_sentences() -> list[str]:
     """The engine's BI-RADS impression prompts plus a finding sentence (the live-map presets)."""
     try:

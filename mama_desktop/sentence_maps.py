@@ -77,18 +77,19 @@ class MapDisplay:
     opacity: float
 
 
-def view_display(maps: Any, index: int, visible: bool) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
-    """Per-view map for sentence `index` and the per-view badge ('no match' below threshold)."""
+def view_display(maps: Any, index: int, visible: bool, prefix: str = "") -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
+    """Per-view map grid for sentence `index` (drawn stretched over its view) and the per-view
+    badge ('no match' when the map's peak is below the threshold); keys get `prefix` (the
+    prior's panes are 'prior:RCC', ...)."""
     per_view: dict[str, np.ndarray | None] = {}
     badges: dict[str, str] = {}
-    for key, stack in maps.maps.items():
+    for key, stack in maps.grids.items():
         if index >= stack.shape[0]:
             continue
-        values = stack[index]
-        if float(np.max(values)) < maps.threshold:
-            per_view[key], badges[key] = None, "no match"
+        if not maps.matches(key, index):
+            per_view[prefix + key], badges[prefix + key] = None, "no match"
         else:
-            per_view[key] = values if visible else None
+            per_view[prefix + key] = stack[index] if visible else None
     return per_view, badges
 
 
