@@ -46,3 +46,7 @@ class RegistryError(MamaError):
 
 class StoppedError(MamaError):
     """A long job was asked to stop."""
+
+
+class ImageFileError(MamaError):
+    """An image file (PNG, JPEG, TIFF, PGM) could not be read or is not a usable image."""

@@ -1,8 +1,10 @@
-"""A folder of DICOM files with no tables -> ImageRecords from the headers, and label CSVs.
+"""A folder of DICOM or image files with no tables -> ImageRecords, and label CSVs.
 
-Studies are found by `mama_core.dicom.find_studies` (grouped by StudyInstanceUID, keyed
-'RCC', 'LCC', ...); the caption meta gets what the headers say (side, view, age,
-procedure description).  No labels come from headers: a labels CSV may add them.
+Studies are found by `mama_core.dicom.find_studies` (grouped and placed by the rules in
+docs/data.md, keyed 'RCC', 'LCC', ...); side and view come from each image's placement
+(manual overrides included), and the caption meta gets what DICOM headers add (age,
+procedure description). Unplaced images have no side or view and are left out. No labels
+come from headers: a labels CSV may add them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from mama_core.errors import DataError
 
 log = logging.getLogger(__name__)
 
-_KEY = re.compile(r"^([LR])([A-Z]+)")
-_HEADER_TAGS = ["PatientAge", "StudyDescription", "ImageLaterality", "Laterality", "ViewPosition"]
+_HEADER_TAGS = ["PatientAge", "StudyDescription"]
 
 
 def load_dicom_folder(folder: str | Path) -> list[ImageRecord]:
@@ -31,17 +32,22 @@ def load_dicom_folder(folder: str | Path) -> list[ImageRecord]:
     records = []
     for study in find_studies(folder):
         for key, path in study.images.items():
+            if "-" in key:  # 'LCC-SPOT', 'LCC-MAG', 'LCC-SYNTH': not the view it names
+                continue
             records.append(_record(study, key, Path(path)))
     if not records:
-        raise DataError("no tables (metadata.csv + clinical.csv, train.csv) and no DICOM images found", path=folder)
+        raise DataError("no tables (metadata.csv + clinical.csv, train.csv) and no DICOM or image files "
+                        "(PNG, JPEG, TIFF, PGM) with a known side and view found", path=folder)
     return records
 
 
 def _record(study, key: str, path: Path) -> ImageRecord:
-    header = _header(path)
-    match = _KEY.match(key)
-    laterality = match.group(1) if match else _header_text(header, "ImageLaterality", "Laterality")
-    view = match.group(2) if match else _header_text(header, "ViewPosition")
+    from mama_core.images import is_image_file
+
+    header = None if is_image_file(path) else _header(path)
+    placement = study.placements.get(path)
+    laterality = placement.laterality if placement is not None else None
+    view = placement.view if placement is not None else None
     meta: dict[str, object] = {}
     for name, value in (("ImageLateralityFinal", laterality), ("ViewPosition", view),
                         ("age_at_study", dicom_age_years(_header_text(header, "PatientAge"))),

@@ -49,7 +49,8 @@ STUDY_TAGS: list[str] = [
     "SOPClassUID", "Modality", "StudyInstanceUID", "PatientID", "StudyDate",
     "ImageLaterality", "Laterality", "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence", "SeriesDescription", "ViewPosition",
-    "ViewCodeSequence", "PresentationIntentType",
+    "ViewCodeSequence", "PresentationIntentType", "PatientOrientation", "ProtocolName",
+    "ImageComments", "ImageType", "BodyPartExamined", "NumberOfFrames", "StudyDescription",
     "PatientName", "AccessionNumber",  # only so logs can redact them (mama_core.logging_setup)
 ]
 
@@ -110,14 +111,31 @@ def laterality_from_text(*texts: str | None) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def laterality(ds: Dataset) -> str | None:
-    """ImageLaterality -> Laterality -> FrameLaterality -> SeriesDescription/ViewPosition text."""
-    return (
-        _lr(text(ds, "ImageLaterality"))
-        or _lr(text(ds, "Laterality"))
-        or _frame_laterality(ds)
-        or laterality_from_text(text(ds, "SeriesDescription"), text(ds, "ViewPosition"))
+def laterality_ladder(ds: Dataset) -> tuple[str | None, str]:
+    """(side, rule): ImageLaterality -> Laterality -> FrameLaterality -> description text.
+    The rule is "undecided" when nothing in the header says."""
+    steps = (
+        ("ImageLaterality", lambda: _lr(text(ds, "ImageLaterality"))),
+        ("Laterality", lambda: _lr(text(ds, "Laterality"))),
+        ("FrameLaterality", lambda: _frame_laterality(ds)),
+        ("SeriesDescription text", lambda: laterality_from_text(text(ds, "SeriesDescription"), text(ds, "ViewPosition"))),
+        ("ProtocolName text", lambda: laterality_from_text(text(ds, "ProtocolName"))),
+        ("ImageComments text", lambda: laterality_from_text(text(ds, "ImageComments"))),
     )
+    return _first(steps)
+
+
+def _first(steps) -> tuple[str | None, str]:
+    for rule, step in steps:
+        value = step()
+        if value:
+            return value, rule
+    return None, "undecided"
+
+
+def laterality(ds: Dataset) -> str | None:
+    """The side from the header alone (see `laterality_ladder`)."""
+    return laterality_ladder(ds)[0]
 
 
 # ---- view -------------------------------------------------------------------------------
@@ -145,12 +163,54 @@ def _view_from_codes(ds: Dataset) -> str | None:
     return VIEW_CODES.get(text(item, "CodeValue") or "") or view_from_text(text(item, "CodeMeaning"))
 
 
-def view(ds: Dataset) -> str | None:
-    """ViewPosition -> ViewCodeSequence -> SeriesDescription text."""
+def _view_position(ds: Dataset) -> str | None:
     position = (text(ds, "ViewPosition") or "").upper()
-    if position in KNOWN_VIEWS:
-        return position
-    return _view_from_codes(ds) or view_from_text(position, text(ds, "SeriesDescription"))
+    return position if position in KNOWN_VIEWS else None
+
+
+def _patient_orientation_view(ds: Dataset) -> str | None:
+    """CBIS-DDSM (and some digitisers) write the view into PatientOrientation ('CC', 'MLO').
+    Real orientation values only use the letters A, P, R, L, H, F, and every view
+    abbreviation holds another letter, so the two cannot be confused."""
+    value = ds.get("PatientOrientation")
+    joined = "\\".join(str(v) for v in value) if _is_multi(value) else str(value or "")
+    found = {tok for tok in _tokens(joined) if tok in KNOWN_VIEWS}
+    return found.pop() if len(found) == 1 else None
+
+
+def view_ladder(ds: Dataset) -> tuple[str | None, str]:
+    """(view, rule): ViewPosition -> ViewCodeSequence -> PatientOrientation used as a view ->
+    description text (SeriesDescription, ProtocolName, ImageComments)."""
+    steps = (
+        ("ViewPosition", lambda: _view_position(ds)),
+        ("ViewCodeSequence", lambda: _view_from_codes(ds)),
+        ("PatientOrientation used as view", lambda: _patient_orientation_view(ds)),
+        ("SeriesDescription text", lambda: view_from_text(text(ds, "ViewPosition"), text(ds, "SeriesDescription"))),
+        ("ProtocolName text", lambda: view_from_text(text(ds, "ProtocolName"))),
+        ("ImageComments text", lambda: view_from_text(text(ds, "ImageComments"))),
+    )
+    return _first(steps)
+
+
+def view(ds: Dataset) -> str | None:
+    """The view from the header alone (see `view_ladder`)."""
+    return view_ladder(ds)[0]
+
+
+def view_modifiers(ds: Dataset) -> list[str]:
+    """CodeMeanings (upper case) of ViewModifierCodeSequence in the view code item
+    (CID 4015: spot compression, magnification, rolled, implant displaced, ...)."""
+    item = _first_item(ds, "ViewCodeSequence")
+    modifiers = item.get("ViewModifierCodeSequence") if item is not None else None
+    out = []
+    for mod in modifiers or []:
+        meaning = (text(mod, "CodeMeaning") or "").upper()
+        out.append(_MODIFIER_CODES.get(text(mod, "CodeValue") or "", meaning))
+    return out
+
+
+# CID 4015 codes that mark an extra (not screening) view, for files without a CodeMeaning.
+_MODIFIER_CODES = {"R-102D2": "SPOT COMPRESSION", "R-102D6": "MAGNIFICATION"}
 
 
 # ---- geometry, intent, patient ----------------------------------------------------------

@@ -183,6 +183,11 @@ def chest_wall_on_right(ds: Dataset, pixels: np.ndarray) -> bool:
     return _from_intensity(pixels)
 
 
+def chest_wall_on_right_from_pixels(pixels: np.ndarray) -> bool:
+    """For files without orientation attributes (image files): the content decides."""
+    return _from_intensity(pixels)
+
+
 def _from_patient_orientation(ds: Dataset) -> bool | None:
     """PatientOrientation's first value is the direction of increasing column index (PS3.3
     C.7.6.1.1.1). 'A': columns run toward the nipple, so the chest wall (posterior) is at

@@ -11,6 +11,30 @@ import numpy as np
 STANDARD_KEYS: tuple[str, ...] = ("RCC", "LCC", "RMLO", "LMLO")
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one image hangs and which rule decided it (shown in the desktop's tag panel).
+
+    `laterality_rule` / `view_rule` name the source that decided each value, e.g.
+    "ImageLaterality", "PatientOrientation used as view", "CBIS-DDSM PatientID",
+    "file name token 'L-CC'", "manual override" or "undecided"; `group_rule` says how the
+    image was put into its study. `kind` is "screening" (CC/MLO), "extra" (spot,
+    magnification, stereotactic, ML, XCCL, ...) or "synthesized" (a 2D image computed from
+    a tomosynthesis acquisition). The rule order is documented in docs/data.md.
+    """
+
+    laterality: str | None
+    view: str | None
+    laterality_rule: str
+    view_rule: str
+    group_rule: str
+    kind: str = "screening"
+
+    @property
+    def key(self) -> str | None:
+        return view_key(self.laterality, self.view)
+
+
 @dataclass
 class MammoImage:
     """One mammogram, ready for display and for the model.
@@ -31,6 +55,7 @@ class MammoImage:
     source: Path
     patient_age: int | None = None
     modality: str | None = None
+    placement: Placement | None = None  # how laterality and view were decided
 
     @property
     def key(self) -> str | None:
@@ -47,6 +72,13 @@ class Study:
     date: str | None
     images: dict[str, Path] = field(default_factory=dict)  # 'RCC', 'LCC', 'RMLO', 'LMLO', 'LXCCL', ...
     problems: list[str] = field(default_factory=list)
+    # Images of this study whose side or view is undecided (never in `images`); the
+    # desktop shows them in an "unplaced" strip where the reader can place them by hand.
+    unplaced: list[Path] = field(default_factory=list)
+    # Every image of the study (placed, extra or unplaced) -> how it was placed.
+    placements: dict[Path, Placement] = field(default_factory=dict)
+    # UIDs of earlier studies of the same patient found in the same scan, newest first.
+    priors: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
