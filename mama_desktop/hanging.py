@@ -38,7 +38,8 @@ PRIOR = "prior:"  # pane keys of the prior study's views: 'prior:RCC', ...
 # every right-side image mirrored alike, so both chest walls of a pair sit on the same side.
 COMPARE_LAYOUT = {PRIOR + "RCC": (0, 0), "RCC": (0, 1), "LCC": (0, 2), PRIOR + "LCC": (0, 3),
                   PRIOR + "RMLO": (1, 0), "RMLO": (1, 1), "LMLO": (1, 2), PRIOR + "LMLO": (1, 3)}
-LAYOUTS = {"four": LAYOUT, "compare": COMPARE_LAYOUT}
+EXTRA = "extra"  # the pane that shows one extra view (spot, magnification, ML, ...) alone
+LAYOUTS = {"four": LAYOUT, "compare": COMPARE_LAYOUT, "extra": {EXTRA: (0, 0)}}
 MIN_LEVEL_SIDE = 256  # the pyramid stops once a level fits in this many pixels
 CROP_MARGIN = 0.25  # share of the visible size drawn beyond each edge, so small pans need no new crop
 WHOLE_LEVEL_SHARE = 0.6  # a crop this large of its level is drawn as the whole level
@@ -301,6 +302,8 @@ class ViewPane(QFrame):
         return text if view is not None else f"{text}  ·  not in study"
 
     def set_view(self, view: LoadedView | None) -> None:
+        if self.key == EXTRA and view is not None:  # any side and view: hung like its side
+            self.view_key, self.mirrored = view.key, view.laterality == "R"
         self.view = view
         self.shown = None
         self.title.setText(self._title_text(view))
@@ -511,13 +514,14 @@ class HangingProtocol(QWidget):
         self.sync = True
         self.maximised: str | None = None
         self.layout_name = "four"
+        self._reading_layout = "four"  # the layout an extra view returns to
         self._syncing = False
         self.map_values: dict[str, np.ndarray | None] = {}
         self.panes: dict[str, ViewPane] = {}
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(2)
-        for key in COMPARE_LAYOUT:
+        for key in [*COMPARE_LAYOUT, EXTRA]:
             pane = ViewPane(key, self)
             pane.hovered.connect(self._on_hover)
             pane.left.connect(lambda _k: self.hoverText.emit(""))
@@ -547,6 +551,8 @@ class HangingProtocol(QWidget):
     def set_layout(self, name: str) -> None:
         if name not in LAYOUTS:
             raise ValueError(f"unknown layout {name!r}")
+        if name != EXTRA:
+            self._reading_layout = name
         self.layout_name = name
         self.maximised = None
         self._arrange()
@@ -554,12 +560,25 @@ class HangingProtocol(QWidget):
         self._resync()
 
     def toggle_layout(self) -> str:
-        self.set_layout("compare" if self.layout_name == "four" else "four")
+        """Four views <-> current vs prior (from an extra view: back to the reading layout)."""
+        if self.layout_name == EXTRA:
+            self.set_layout(self._reading_layout)
+        else:
+            self.set_layout("compare" if self.layout_name == "four" else "four")
         return self.layout_name
+
+    def show_extra(self, view: LoadedView) -> None:
+        """One extra view alone (Esc goes back to the reading layout)."""
+        pane = self.panes[EXTRA]
+        pane.set_window(self.window, self.invert)
+        self.set_layout(EXTRA)
+        pane.set_view(view)
 
     # ----- content -------------------------------------------------------------------------
     def show_views(self, views: dict[str, LoadedView]) -> None:
-        self._fill({k: p for k, p in self.panes.items() if not k.startswith(PRIOR)}, views)
+        if self.layout_name == EXTRA:
+            self.set_layout(self._reading_layout)
+        self._fill({k: p for k, p in self.panes.items() if not k.startswith(PRIOR) and k != EXTRA}, views)
         self.map_values = {k: v for k, v in self.map_values.items() if k.startswith(PRIOR)}
         self.highlight("")
 
@@ -587,25 +606,16 @@ class HangingProtocol(QWidget):
 
     def show_maps(self, per_view: dict[str, np.ndarray | None], lut: np.ndarray, levels: tuple[float, float],
                   opacity: float, badges: dict[str, str]) -> None:
-        """Heat maps per pane key (None hides one) and per-pane badges such as 'no match';
-        panes not named keep what they show (current and prior maps arrive separately)."""
-        for key, values in per_view.items():
-            pane = self.panes.get(key)
-            if pane is None:
-                continue
-            self.map_values[key] = values
-            pane.set_heat(values, lut, levels, opacity)
-        for key in set(per_view) | set(badges):
-            pane = self.panes.get(key)
-            if pane is not None:
-                pane.set_badge(badges.get(key, "") if pane.view is not None else "empty")
-
-    def clear_maps(self, prior: bool | None = None) -> None:
-        """Hide maps: all of them, or only the prior's (prior=True) or the current's (False)."""
+        """Heat maps per pane key (current 'RCC', prior 'prior:RCC'; None or absent hides one),
+        each on its own grid, and per-pane badges such as 'no match'."""
+        self.map_values = {k: v for k, v in per_view.items() if v is not None}
         for key, pane in self.panes.items():
-            if prior is not None and key.startswith(PRIOR) != prior:
-                continue
-            self.map_values.pop(key, None)
+            pane.set_heat(per_view.get(key), lut, levels, opacity)
+            pane.set_badge(badges.get(key, "") if pane.view is not None else "empty")
+
+    def clear_maps(self) -> None:
+        self.map_values = {}
+        for pane in self.panes.values():
             pane.heat_item.hide()
             pane.set_badge("" if pane.view is not None else "empty")
 
@@ -679,7 +689,7 @@ class HangingProtocol(QWidget):
             self._on_range_changed(pane.key)
 
     def _on_range_changed(self, key: str) -> None:
-        if self._syncing or not self.sync:
+        if self._syncing or not self.sync or key == EXTRA:  # an extra view has no partner
             return
         rect = self.panes[key].canonical_rect()
         if rect is None:
@@ -687,7 +697,7 @@ class HangingProtocol(QWidget):
         self._syncing = True
         try:
             for other, pane in self.panes.items():
-                if other != key:
+                if other not in (key, EXTRA):
                     pane.set_canonical_rect(rect)
         finally:
             self._syncing = False
@@ -705,6 +715,8 @@ class HangingProtocol(QWidget):
 
     def restore(self) -> None:
         self.maximised = None
+        if self.layout_name == EXTRA:
+            self.set_layout(self._reading_layout)
         self._arrange()
 
     # ----- cursor readout --------------------------------------------------------------------

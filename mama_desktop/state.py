@@ -1,4 +1,4 @@
-"""The application state that widgets observe (DESIGN §5.5: widgets never own state).
+"""The application state that widgets observe (widgets never own state).
 
 Setters store a value and emit a signal; nothing here does work. Controllers (discovery,
 study loading, inference) write to the state; panels read it and react to the signals.
@@ -24,6 +24,7 @@ class LoadedView:
     # Display levels 1, 2, ... (uint16, each half the previous), built in the loading worker;
     # level 0 is `pixels` itself, the one float image kept per view (hanging.build_pyramid).
     pyramid: list[np.ndarray] = field(default_factory=list)
+    placement: Any = None  # mama_core.dicom.Placement: which rule decided side, view and study
 
     @property
     def pixels(self) -> np.ndarray:
@@ -47,6 +48,7 @@ class AppState(QObject):
     sentencesChanged = Signal(list)
     mapsChanged = Signal(object)  # SimilarityMaps | None
     priorMapsChanged = Signal(object)  # SimilarityMaps of the prior study | None
+    priorPredictionChanged = Signal(object)  # StudyPrediction of the prior study
     focusViewChanged = Signal(str)  # a view to highlight (search hit)
     readerLabelsChanged = Signal(str)  # study uid whose reader labels changed ('' = all)
 
@@ -123,6 +125,8 @@ class AppState(QObject):
         if prediction is not None:
             self.predictions[prediction.study_uid] = prediction
             self.predictionsUpdated.emit()
+            if self.prior is not None and prediction.study_uid == self.prior.uid:
+                self.priorPredictionChanged.emit(prediction)
         if self.study is not None and (prediction is None or prediction.study_uid == self.study.uid):
             self.prediction = prediction
             self.predictionChanged.emit(prediction)
