@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QPainter, QPixmap, QTransform
+from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from . import engine
@@ -145,6 +145,30 @@ class PixmapImageItem(pg.ImageItem):
         painter.drawPixmap(QRectF(0, 0, w, h), self._pixmap, QRectF(self._pixmap.rect()))
 
 
+class GreyImageItem(PixmapImageItem):
+    """The image: a uint16 display array through the shared window lookup to 8-bit grey
+    (pyqtgraph would build its own 65,536-entry table per item and per change)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.display_lut = window_lut(Window(), False)
+        self._grey: np.ndarray | None = None
+
+    def set_display_lut(self, lut: np.ndarray) -> None:
+        self.display_lut = lut
+        self._renderRequired = True
+        self.update()
+
+    def render(self):
+        if self.image is None:
+            return
+        self._grey = np.take(self.display_lut, self.image)  # a new C-contiguous uint8 array
+        h, w = self._grey.shape
+        self.qimage = QImage(self._grey.data, w, h, w, QImage.Format.Format_Grayscale8)
+        self._renderRequired = False
+        self._unrenderable = False
+
+
 class SmoothImageItem(PixmapImageItem):
     """Drawn with bilinear filtering: maps come at their own (coarse) grid and are stretched
     over the image smoothly. The grey image stays nearest-neighbour, so zoomed-in pixels are
@@ -158,9 +182,15 @@ def mirror_transform(width: int) -> QTransform:
     return QTransform(-1.0, 0.0, 0.0, 1.0, float(width), 0.0)
 
 
-def gray_lut(invert: bool) -> np.ndarray:
-    ramp = np.arange(256, dtype=np.uint8)
-    return ramp[::-1].copy() if invert else ramp
+def window_lut(window: Window, invert: bool) -> np.ndarray:
+    """uint8[65536]: display value -> grey level. Window/level and inversion as one lookup,
+    made once per change and shared by every pane (a drag re-renders only drawn arrays)."""
+    lo, hi = window.levels()
+    x = np.arange(DISPLAY_MAX + 1, dtype=np.float32) / DISPLAY_MAX
+    grey = np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0) * 255.0
+    if invert:
+        grey = 255.0 - grey
+    return np.rint(grey).astype(np.uint8)
 
 
 class ReadingViewBox(pg.ViewBox):
@@ -200,7 +230,7 @@ class Magnifier(pg.GraphicsView):
         self.setCentralItem(self.vb)
         self.canvas = pg.ItemGroup()
         self.vb.addItem(self.canvas)
-        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item = GreyImageItem(axisOrder="row-major")
         self.item.setParentItem(self.canvas)
         self.crop: tuple[int, int, int, int] | None = None  # r0, r1, c0, c1 in native pixels
         self.hide()
@@ -238,10 +268,10 @@ class Magnifier(pg.GraphicsView):
             return
         if self.crop != (r0, r1, c0, c1):
             self.crop = (r0, r1, c0, c1)
-            self.item.setImage(to_display(pixels[r0:r1, c0:c1]), autoLevels=False, levels=pane.levels)
+            self.item.setImage(to_display(pixels[r0:r1, c0:c1]), autoLevels=False)
             self.item.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
-        self.item.setLevels(pane.levels)
-        self.item.setLookupTable(pane.lut)
+        if self.item.display_lut is not pane.display_lut:
+            self.item.set_display_lut(pane.display_lut)
 
 
 class ViewPane(QFrame):
@@ -261,8 +291,8 @@ class ViewPane(QFrame):
         self.view: LoadedView | None = None
         self.mirrored = self.view_key.startswith("R")
         self.magnify = False
-        self.levels: tuple[float, float] = (0.0, float(DISPLAY_MAX))
-        self.lut = gray_lut(False)
+        self.levels: tuple[float, float] = (0.0, float(DISPLAY_MAX))  # the window in display units
+        self.display_lut = window_lut(Window(), False)
         self.shown: Shown | None = None
         self.setObjectName("ViewPane")
         self.graphics = pg.GraphicsView(background="#000000")
@@ -270,7 +300,7 @@ class ViewPane(QFrame):
         self.graphics.setCentralItem(self.vb)
         self.canvas = pg.ItemGroup()
         self.vb.addItem(self.canvas)
-        self.image_item = PixmapImageItem(axisOrder="row-major")
+        self.image_item = GreyImageItem(axisOrder="row-major")
         self.heat_item = SmoothImageItem(axisOrder="row-major")
         self.heat_item.setZValue(10)
         self.heat_item.hide()
@@ -324,15 +354,14 @@ class ViewPane(QFrame):
         self.badge.setVisible(bool(text))
         self._place_overlays()
 
-    def set_window(self, window: Window, invert: bool) -> None:
+    def set_window(self, window: Window, invert: bool, lut: np.ndarray | None = None) -> None:
+        """`lut`: the shared window lookup when the caller made it already."""
         lo, hi = window.levels()
         self.levels = (lo * DISPLAY_MAX, hi * DISPLAY_MAX)
-        self.lut = gray_lut(invert)
-        self.image_item.setLevels(self.levels)
-        self.image_item.setLookupTable(self.lut)
+        self.display_lut = window_lut(window, invert) if lut is None else lut
+        self.image_item.set_display_lut(self.display_lut)
         if self.magnifier.isVisible():
-            self.magnifier.item.setLevels(self.levels)
-            self.magnifier.item.setLookupTable(self.lut)
+            self.magnifier.item.set_display_lut(self.display_lut)
 
     def set_heat(self, values: np.ndarray | None, lut: np.ndarray, levels: tuple[float, float], opacity: float) -> None:
         """`values` is the map on its own grid; it is stretched over the whole image."""
@@ -396,8 +425,7 @@ class ViewPane(QFrame):
         if shown.level == 0:
             data = to_display(data)
         self.shown = shown
-        self.image_item.setImage(data, autoLevels=False, levels=self.levels)
-        self.image_item.setLookupTable(self.lut)
+        self.image_item.setImage(data, autoLevels=False)
         self.image_item.setRect(shown.native_rect())
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -626,8 +654,9 @@ class HangingProtocol(QWidget):
     # ----- window/level --------------------------------------------------------------------
     def set_window(self, window: Window) -> None:
         self.window = window
+        lut = window_lut(window, self.invert)
         for pane in self.panes.values():
-            pane.set_window(window, self.invert)
+            pane.set_window(window, self.invert, lut)
         self.windowChanged.emit(window)
 
     def set_preset(self, name: str) -> None:

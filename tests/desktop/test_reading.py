@@ -87,8 +87,11 @@ def test_window_level_is_a_lookup_on_the_drawn_array(qtbot, hanging) -> None:
     hanging.set_window(hanging.window.dragged(80, -30))
     assert pane.image_item.image is drawn and pane.shown is shown, "nothing re-cropped or re-converted"
     lo, hi = hanging.window.levels()
-    assert pane.image_item.levels == pytest.approx((lo * DISPLAY_MAX, hi * DISPLAY_MAX))
+    assert pane.levels == pytest.approx((lo * DISPLAY_MAX, hi * DISPLAY_MAX))
     hanging.grab()
+    # What is drawn: the drawn array through the window's lookup, as 8-bit grey.
+    expected = np.clip((drawn / DISPLAY_MAX - lo) / (hi - lo), 0, 1) * 255
+    assert np.abs(pane.image_item._grey.astype(float) - expected).max() <= 1.0
 
 
 def test_magnifier_shows_native_pixels_at_a_fitted_view(qtbot, hanging) -> None:

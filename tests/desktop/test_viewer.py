@@ -106,12 +106,15 @@ def test_window_level_drag_presets_invert(qtbot, window, studies_dir: Path) -> N
     assert h.window.width > start.width and h.window.center > start.center
     lo, hi = h.window.levels()
     for pane in h.panes.values():  # the prior's panes (hidden in this layout) too
-        assert pane.image_item.levels == pytest.approx((lo * DISPLAY_MAX, hi * DISPLAY_MAX))
+        assert pane.levels == pytest.approx((lo * DISPLAY_MAX, hi * DISPLAY_MAX))
+        assert pane.image_item.display_lut is pane.display_lut
+    lut = h.panes["LCC"].display_lut
+    assert lut[int(h.window.center * DISPLAY_MAX)] in (127, 128) and np.all(np.diff(lut.astype(int)) >= 0)
     h.set_preset("High contrast")
-    assert h.panes["RMLO"].image_item.levels == pytest.approx(
+    assert h.panes["RMLO"].levels == pytest.approx(
         tuple(v * DISPLAY_MAX for v in WINDOW_PRESETS["High contrast"].levels()))
     window.invert_action.setChecked(True)
-    assert h.panes["RCC"].image_item.lut[0] == 255
+    assert h.panes["RCC"].display_lut[0] == 255 and h.panes["RCC"].display_lut[-1] == 0
     window.hanging.reset()
     assert h.window == WINDOW_PRESETS["Default"] and not h.invert
 
