@@ -89,9 +89,11 @@ def test_window_level_is_a_lookup_on_the_drawn_array(qtbot, hanging) -> None:
     lo, hi = hanging.window.levels()
     assert pane.levels == pytest.approx((lo * DISPLAY_MAX, hi * DISPLAY_MAX))
     hanging.grab()
-    # What is drawn: the drawn array through the window's lookup, as 8-bit grey.
+    # What is drawn: the drawn array through the window's lookup, as grey pixels.
     expected = np.clip((drawn / DISPLAY_MAX - lo) / (hi - lo), 0, 1) * 255
-    assert np.abs(pane.image_item._grey.astype(float) - expected).max() <= 1.0
+    grey = pane.image_item._grey
+    assert np.abs((grey & 0xFF).astype(float) - expected).max() <= 1.0
+    assert np.array_equal(grey & 0xFF, (grey >> 8) & 0xFF), "grey: equal channels"
 
 
 def test_magnifier_shows_native_pixels_at_a_fitted_view(qtbot, hanging) -> None:
