@@ -18,8 +18,9 @@ from .state import AppState, LoadedView
 from .workers import TaskRunner
 
 log = logging.getLogger(__name__)
-NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".yaml", ".yml", ".png", ".jpg", ".jpeg", ".ini", ".log",
-                      ".pdf", ".xml", ".html"}
+# Tables and notes next to the images: skipped quietly. Image files (PNG, JPEG, TIFF, PGM) are
+# mammograms too now, so a skipped one is reported like a skipped DICOM file.
+NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".yaml", ".yml", ".ini", ".log", ".pdf", ".xml", ".html"}
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:

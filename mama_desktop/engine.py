@@ -139,7 +139,7 @@ def demo_studies_dir() -> Path:
 
 FINETUNE_TASKS = ("density", "birads", "cancer")
 FINETUNE_MODES = ("linear-probe", "lora", "full", "continue-pretraining")
-IMAGE_SUFFIXES = {".dcm", ".dicom", ""}
+IMAGE_SUFFIXES = {".dcm", ".dicom", "", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm"}
 
 
 def _registry() -> Any:

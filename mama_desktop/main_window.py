@@ -193,7 +193,7 @@ class MainWindow(QMainWindow):
     # ----- actions -----------------------------------------------------------------------------
     def choose_folder(self) -> None:
         start = self.settings.last_folder or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM studies", start)
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of mammograms (DICOM or image files)", start)
         if folder:
             self.open_folder(folder)
 
