@@ -48,7 +48,7 @@ def find_studies(folder: str | Path) -> tuple[list[Any], list[tuple[Path, str]]]
 
 def set_placement(path: str | Path, laterality: str | None, view: str | None) -> None:
     """The reader's own side and view for one file (kept in the user's data folder)."""
-    from mama_core.dicom.overrides import set_override
+    from mama_core.dicom import set_override
 
     set_override(Path(path), laterality, view)
 
@@ -68,13 +68,6 @@ def load_predictor(name_or_path: str | Path, device: str | None = None) -> Any:
     if str(name_or_path) == "active":
         predictor.name = active_label()  # the worklist names the version that predicted, not "active"
     return predictor
-
-
-def map_value(grid: Any, native_shape: tuple[int, int], row: int, col: int) -> float:
-    """The similarity at native pixel (row, col) of a map drawn from its own grid."""
-    from mama_core.inference.maps import sample_native
-
-    return sample_native(grid, native_shape, row, col)
 
 
 def preset_sentences() -> list[str]:

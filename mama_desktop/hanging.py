@@ -19,6 +19,7 @@ thumbnails. The magnifier always samples native pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,6 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from . import engine
 from .state import AppState, LoadedView
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -94,8 +94,12 @@ def build_pyramid(pixels: np.ndarray) -> list[np.ndarray]:
     if max(h, w) <= MIN_LEVEL_SIDE:
         return levels
     first = pixels[: (h // 2) * 2, : (w // 2) * 2]
-    mean = (first[0::2, 0::2] + first[1::2, 0::2] + first[0::2, 1::2] + first[1::2, 1::2]) * 0.25
-    levels.append(to_display(mean))
+    mean = first[0::2, 0::2] + first[1::2, 0::2]  # one temporary, summed into in place
+    mean += first[0::2, 1::2]
+    mean += first[1::2, 1::2]
+    mean *= 0.25 * DISPLAY_MAX
+    np.clip(mean, 0.0, DISPLAY_MAX, out=mean)
+    levels.append(np.rint(mean, out=mean).astype(np.uint16))
     while max(levels[-1].shape) > MIN_LEVEL_SIDE and min(levels[-1].shape) >= 4:
         levels.append(_half(levels[-1]))
     return levels
@@ -547,6 +551,7 @@ class HangingProtocol(QWidget):
         self._reading_layout = "four"  # the layout an extra view returns to
         self._syncing = False
         self.map_values: dict[str, np.ndarray | None] = {}
+        self.map_sample: Callable[[str, int, int], float] | None = None
         self.panes: dict[str, ViewPane] = {}
         self.grid = QGridLayout(self)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -635,10 +640,12 @@ class HangingProtocol(QWidget):
             self._syncing = False
 
     def show_maps(self, per_view: dict[str, np.ndarray | None], lut: np.ndarray, levels: tuple[float, float],
-                  opacity: float, badges: dict[str, str]) -> None:
+                  opacity: float, badges: dict[str, str], sample: Callable[[str, int, int], float] | None = None) -> None:
         """Heat maps per pane key (current 'RCC', prior 'prior:RCC'; None or absent hides one),
-        each on its own grid, and per-pane badges such as 'no match'."""
+        each on its own grid, and per-pane badges such as 'no match'. `sample(key, row, col)`
+        gives the native-pixel value under the cursor."""
         self.map_values = {k: v for k, v in per_view.items() if v is not None}
+        self.map_sample = sample
         for key, pane in self.panes.items():
             pane.set_heat(per_view.get(key), lut, levels, opacity)
             pane.set_badge(badges.get(key, "") if pane.view is not None else "empty")
@@ -764,7 +771,6 @@ class HangingProtocol(QWidget):
         spacing = getattr(view.image, "pixel_spacing_mm", None)
         if spacing:
             text += f"  ·  {row * spacing[0]:.1f} mm down, {col * spacing[1]:.1f} mm from chest wall"
-        heat = self.map_values.get(key)
-        if heat is not None:
-            text += f"  ·  similarity {engine.map_value(heat, view.pixels.shape, row, col):+.3f}"
+        if self.map_values.get(key) is not None and self.map_sample is not None:
+            text += f"  ·  similarity {self.map_sample(key, row, col):+.3f}"
         return text

@@ -335,7 +335,8 @@ class MainWindow(QMainWindow):
         if display is None:
             self.hanging.clear_maps()
         else:
-            self.hanging.show_maps(display.per_view, display.lut, display.levels, display.opacity, display.badges)
+            self.hanging.show_maps(display.per_view, display.lut, display.levels, display.opacity, display.badges,
+                                   display.sample)
 
     def _set_busy(self, text: str, busy: bool) -> None:
         (self._busy.add if busy else self._busy.discard)(text)

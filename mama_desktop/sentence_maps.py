@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,7 @@ class MapDisplay:
     lut: np.ndarray
     levels: tuple[float, float]
     opacity: float
+    sample: Callable[[str, int, int], float] | None = None  # (pane key, row, col) -> native-pixel value
 
 
 def view_display(maps: Any, index: int, visible: bool, prefix: str = "") -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
@@ -259,7 +261,12 @@ class SentenceMapsPanel(QWidget):
             more, more_badges = view_display(prior, index, visible, prefix=PRIOR)
             per_view.update(more)
             badges.update(more_badges)
-        return MapDisplay(per_view, badges, lut, (lo, hi), self.opacity.value() / 100.0)
+
+        def sample(key: str, row: int, col: int) -> float:
+            source = prior if key.startswith(PRIOR) else maps
+            return source.value_at(key.removeprefix(PRIOR), index, row, col)
+
+        return MapDisplay(per_view, badges, lut, (lo, hi), self.opacity.value() / 100.0, sample)
 
     def refresh(self) -> None:
         display = self.current_display()

@@ -148,8 +148,8 @@ def _rss_mb() -> float:
 
 @pytest.mark.slow
 def test_memory_plateaus_over_thirty_real_size_studies(qtbot, window, monkeypatch) -> None:
-    """30 four-view studies of 3062 x 2394 (a GE detector's size) opened one after the other
-    through the real study loader: resident memory stays at about one study's worth."""
+    """30 studies of 3062 x 2394 (a GE detector's size; one view each to keep the test cheap)
+    opened one after the other through the real study loader: resident memory stays flat."""
     from mama_core.dicom import Study
     from mama_desktop import engine
 
@@ -161,17 +161,17 @@ def test_memory_plateaus_over_thirty_real_size_studies(qtbot, window, monkeypatc
     monkeypatch.setattr(engine, "read_image", read)
     monkeypatch.setattr(engine, "tags_for_display", lambda path: [])
     studies = [Study(uid=f"1.{i}", patient_id=f"p{i}", date="20200101",
-                     images={k: Path(f"/nowhere/{i}-{k}.dcm") for k in ("RCC", "LCC", "RMLO", "LMLO")})
+                     images={"LCC": Path(f"/nowhere/{i}-LCC.dcm")})
                for i in range(30)]
     window.state.set_studies(studies)
     samples = []
     for i, study in enumerate(studies):
         window.open_study(study.uid)
-        qtbot.waitUntil(lambda: len(window.state.views) == 4, timeout=20000)
+        qtbot.waitUntil(lambda: len(window.state.views) == 1, timeout=20000)
         gc.collect()
         samples.append(_rss_mb())
-    per_study = 4 * 3062 * 2394 * 4 / 2**20  # the float pixels alone: 112 MB
-    growth = max(samples[10:]) - samples[5]
+    per_study = 3062 * 2394 * 4 / 2**20  # the float pixels alone: 28 MB
+    growth = max(samples[10:]) - max(samples[:10])
     print(f"RSS after study 5: {samples[5]:.0f} MB, max after 10: {max(samples[10:]):.0f} MB")
     assert growth < 0.5 * per_study, f"memory grows by {growth:.0f} MB over 25 studies"
     assert max(samples) - min(samples) < 3 * per_study
