@@ -41,7 +41,8 @@ COMPARE_LAYOUT = {PRIOR + "RCC": (0, 0), "RCC": (0, 1), "LCC": (0, 2), PRIOR + "
 EXTRA = "extra"  # the pane that shows one extra view (spot, magnification, ML, ...) alone
 LAYOUTS = {"four": LAYOUT, "compare": COMPARE_LAYOUT, "extra": {EXTRA: (0, 0)}}
 MIN_LEVEL_SIDE = 256  # the pyramid stops once a level fits in this many pixels
-CROP_MARGIN = 0.25  # share of the visible size drawn beyond each edge, so small pans need no new crop
+CROP_MARGIN = 0.1  # share of the visible size drawn beyond each edge, so small pans need no new crop
+# (0.1 against 0.25: pan/zoom max 53-69 ms against 84-108 ms for 8 views, loaded machine)
 WHOLE_LEVEL_SHARE = 0.6  # a crop this large of its level is drawn as the whole level
 VIEW_NAMES = {"CC": "craniocaudal", "MLO": "mediolateral oblique"}
 DISPLAY_MAX = 65535  # pixels are shown as uint16 so pyqtgraph can fold levels into one LUT
