@@ -16,7 +16,7 @@ from mama_core.errors import MamaError
 
 # Order = order in `mama --help`.
 COMMAND_MODULES = [
-    "demo_data", "studies", "caption",
+    "demo_data", "studies", "place", "caption",
     "train", "export",
     "predict", "query", "index", "search", "eval", "import_checkpoint", "calibrate",
     "finetune", "models",

@@ -77,7 +77,12 @@ def _cut_short(ds: Dataset, file_size: int) -> bool:
 
 def tags_for_display(path: str | Path) -> list[tuple[str, str, str]]:
     """(tag, name, value) rows for the desktop's tag panel: file meta then the dataset, with
-    sequence items indented by '> ' per level; pixel data is skipped."""
+    sequence items indented by '> ' per level; pixel data is skipped. Image files (PNG,
+    JPEG, TIFF, PGM) have no tags: their rows describe the file instead."""
+    from mama_core.images import is_image_file
+
+    if is_image_file(path):
+        return _image_file_rows(Path(path))
     ds = read_header(path)
     rows: list[tuple[str, str, str]] = []
     meta = getattr(ds, "file_meta", None)
@@ -85,6 +90,19 @@ def tags_for_display(path: str | Path) -> list[tuple[str, str, str]]:
         _walk(meta, 0, rows)
     _walk(ds, 0, rows)
     return rows
+
+
+def _image_file_rows(path: Path) -> list[tuple[str, str, str]]:
+    from mama_core.images import probe
+
+    info = probe(path)
+    return [
+        ("", "File format", info.format),
+        ("", "Rows", str(info.shape[0])),
+        ("", "Columns", str(info.shape[1])),
+        ("", "Pages / frames", str(info.frames)),
+        ("", "Pixel spacing", "unknown (image files carry none)"),
+    ]
 
 
 def _walk(ds: Dataset, depth: int, rows: list[tuple[str, str, str]]) -> None:

@@ -85,6 +85,28 @@ def set_override(path: Path, laterality: str | None, view: str | None) -> None:
     _save(table)
 
 
+def set_overrides_from_table(table_csv: Path) -> int:
+    """Place many files at once from a CSV with columns `path` (absolute, or relative to
+    the CSV's folder), `laterality` and `view` (either may be empty). Every row is checked
+    before anything is saved; returns the number of files placed."""
+    from mama_core.data.tables import iter_rows
+
+    table_csv = Path(table_csv)
+    placed: dict[str, dict[str, str | None]] = {}
+    for row in iter_rows(table_csv, ("path",), ("laterality", "view")):
+        target = Path(row.get("path"))
+        target = target if target.is_absolute() else table_csv.parent / target
+        try:
+            side, shown = _validate(target, row.get("laterality") or None, row.get("view") or None)
+        except ConfigError as exc:
+            raise ConfigError(f"row {row.line}: {exc.reason}", table_csv, field=exc.field) from None
+        placed[_key(target)] = {"laterality": side, "view": shown}
+    table = dict(_load())
+    table.update(placed)
+    _save(table)
+    return len(placed)
+
+
 def clear_override(path: Path) -> None:
     """Forget the manual placement of `path` (no-op when there is none)."""
     table = dict(_load())

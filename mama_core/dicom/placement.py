@@ -9,6 +9,7 @@ override (mama_core.dicom.overrides) beats every rule.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from pydicom.dataset import Dataset
 from mama_core.dicom import fields
 from mama_core.dicom.overrides import get_override
 from mama_core.dicom.types import Placement
-from mama_core.images.names import cbis_ddsm_id, parse_name
+from mama_core.images.names import cbis_ddsm_id, inbreast, mini_mias, parse_name
 
 SCREENING_VIEWS = ("CC", "MLO")
 
@@ -99,9 +100,11 @@ def variant(ds: Dataset) -> str | None:
     if any(w in words for w in _SYNTHESIZED_WORDS):
         return "SYNTH"
     text = " ".join(fields.view_modifiers(ds)) + " " + words
-    tokens = set(text.replace("\\", " ").replace("_", " ").replace("-", " ").split())
+    tokens = re.findall(r"[A-Z0-9]+", text)
     for tag, markers in _EXTRA_WORDS.items():
-        if any((m in tokens) if len(m) <= 4 else (m in text) for m in markers):
+        # whole words ('MAG' never matches 'MAGNA'), or word starts for the long markers
+        # ('STEREO' in 'STEREOTACTIC', but 'ROLLED' not in 'CONTROLLED')
+        if any(tok == m or (len(m) > 4 and tok.startswith(m)) for m in markers for tok in tokens):
             return tag
     return None
 
@@ -153,6 +156,10 @@ def place_file_name(path: Path, group_rule: str) -> Decision:
     if cbis is not None:
         side, view, rule = cbis.group("side")[0].upper(), cbis.group("view").upper(), "CBIS-DDSM file name"
         return _finish(path, side, rule, view, rule, None, group_rule)
+    mias = mini_mias(path.stem)
+    if mias is not None:
+        rule = "mini-MIAS file name (odd number right, even left; MLO films)"
+        return _finish(path, mias[0], rule, mias[1], rule, None, group_rule)
     parts = parse_name(path.stem)
     rule = f"file name token '{parts.token}'" if parts.token else "undecided"
     return _finish(path, parts.laterality, rule if parts.laterality else "undecided",
@@ -167,6 +174,11 @@ def _fill(value: str | None, rule: str, fallback: str | None, fallback_rule: str
 
 def _finish(path: Path, side: str | None, side_rule: str, view: str | None, view_rule: str,
             tag: str | None, group_rule: str) -> Decision:
+    if side is None or view is None:
+        known = inbreast(path.stem)
+        if known is not None:
+            side, side_rule = _fill(side, side_rule, known[0], "INbreast file name")
+            view, view_rule = _fill(view, view_rule, known[1], "INbreast file name")
     if side is None or view is None:
         name = parse_name(path.stem)
         token_rule = f"file name token '{name.token}'"

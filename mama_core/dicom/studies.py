@@ -15,6 +15,8 @@ the exam part of their names. Earlier studies of the same patient become `priors
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -167,13 +169,15 @@ def _entry(path: Path, ds: Dataset) -> _Entry:
     cbis = cbis_ddsm_id(patient)
     if cbis is not None:
         # CBIS-DDSM gives every image its own PatientID and StudyInstanceUID; the patient
-        # is the P_nnnnn part and an exam is that patient's images of one date.
+        # is the P_nnnnn part. Each DDSM case is one exam and the dates in the files were
+        # set at conversion (2016-17, not when the films were taken), so the patient alone
+        # groups: dates must not split a case or make one series a "prior" of another.
         patient = cbis.group("patient").upper()
-        group, uid, rule = ("patient", patient, date or "", ""), _joined(patient, date), "patient + date (CBIS-DDSM)"
+        group, uid, rule = ("cbis", patient), patient, "patient (CBIS-DDSM)"
     elif study_uid:
         group, uid, rule = ("uid", study_uid), study_uid, "StudyInstanceUID"
     elif patient:
-        group, uid, rule = (("patient", patient, date or "", accession or ""), _joined(patient, date, accession),
+        group, uid, rule = (("patient", patient, date or "", accession or ""), _opaque_id(patient, date, accession),
                             "patient + date + accession (no StudyInstanceUID)")
     else:
         group, uid, rule = ("folder", str(path.parent.resolve())), path.parent.name or "folder", \
@@ -182,8 +186,11 @@ def _entry(path: Path, ds: Dataset) -> _Entry:
                   place_dataset(ds, path, rule))
 
 
-def _joined(*parts: str | None) -> str:
-    return "_".join(p for p in parts if p)
+def _opaque_id(*parts: str | None) -> str:
+    """A stable study id for files without a StudyInstanceUID that does not spell out the
+    patient's identifiers."""
+    digest = hashlib.sha256("\x1f".join(p or "" for p in parts).encode("utf-8")).hexdigest()
+    return f"study-{digest[:16]}"
 
 
 # ---- scanning ---------------------------------------------------------------------------
@@ -216,11 +223,20 @@ def find_studies(folder: str | Path, report: SkipReport | None = None) -> list[S
 
 
 def _candidate_files(root: Path) -> list[Path]:
-    """Every regular file, hidden ones (.DS_Store, ._ resource forks) excluded."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    """Every regular file, hidden ones (.DS_Store, ._ resource forks) excluded. Linked
+    folders are followed (archives are often assembled from links), each real folder once,
+    so a link loop cannot hang the scan."""
+    seen: set[str] = set()
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(folder) / f for f in files if not f.startswith("."))
+    return sorted(p for p in found if p.is_file())
 
 
 def _scan_one(path: Path, report: SkipReport | None, unreadable: SkipReport) -> _Entry | None:
@@ -295,7 +311,9 @@ def _merge_singletons(groups: dict[GroupKey, _Group]) -> list[_Group]:
         if len(singles) < 2:
             continue
         merged_ids.update(id(g) for g in singles)
-        out.append(_Group(_joined(patient, date, accession), "patient + date + accession (one StudyInstanceUID per image)",
+        # The study is named after its first image's UID: ids made from the PatientID or
+        # accession would carry identifiers into logs and file names.
+        out.append(_Group(min(g.uid for g in singles), "patient + date + accession (one StudyInstanceUID per image)",
                           [g.entries[0] for g in singles]))
     out.extend(g for g in groups.values() if id(g) not in merged_ids)
     return out

@@ -70,6 +70,31 @@ def _exam(rest: str) -> str:
     """'0_' -> '0'; separators trimmed so '0_L-CC' and '0-R_MLO' share exam '0'."""
     return re.sub(r"[-_ .]+", "_", rest).strip("_")
 
+# mini-MIAS: mdb001.pgm ... mdb322.pgm, one MLO film per file, films in pairs per patient
+# (mdb(2k-1), mdb(2k)): odd numbers the right breast, even the left (the database README).
+MINI_MIAS_NAME = re.compile(r"^mdb(?P<number>\d{3})$", re.IGNORECASE)
+
+# INbreast: <FileID>_<hash>_MG_<L|R>_<CC|ML|FB>_ANON.dcm, where the 'ML' token is the MLO
+# view (the dataset's own table says MLO for those files).
+INBREAST_NAME = re.compile(r"^\d+_[0-9a-f]+_MG_(?P<side>[LR])_(?P<view>CC|MLO|ML|FB)_ANON$", re.IGNORECASE)
+
+
+def inbreast(stem: str) -> tuple[str, str] | None:
+    match = INBREAST_NAME.match(stem)
+    if match is None:
+        return None
+    view = match.group("view").upper()
+    return match.group("side").upper(), ("MLO" if view == "ML" else view)
+
+
+def mini_mias(stem: str) -> tuple[str, str, int] | None:
+    """(side, view, pair number) from a mini-MIAS file name, or None."""
+    match = MINI_MIAS_NAME.match(stem)
+    if match is None or int(match.group("number")) == 0:
+        return None
+    number = int(match.group("number"))
+    return ("R" if number % 2 else "L"), "MLO", (number + 1) // 2
+
 
 def cbis_ddsm_id(patient_id: str | None) -> re.Match[str] | None:
     """The CBIS-DDSM naming convention (PatientID or file name), or None."""
@@ -95,6 +120,10 @@ def file_exam(path) -> FileExam:
     if cbis is not None:
         patient = cbis.group("patient").upper()
         return FileExam((folder, patient), patient, patient, "patient (CBIS-DDSM file name)")
+    mias = mini_mias(p.stem)
+    if mias is not None:
+        pair = f"mdb{2 * mias[2] - 1:03d}-{2 * mias[2]:03d}"
+        return FileExam((folder, pair), f"{p.parent.name}_{pair}", None, "film pair (mini-MIAS file name)")
     parts = parse_name(p.stem)
     # A name that says nothing about side or view ('scan017.png') names no exam either:
     # such files join their folder's study (see find_studies), shown as unplaced.

@@ -136,7 +136,9 @@ def _grey(raw: np.ndarray, p: Path) -> np.ndarray:
     arr = np.asarray(raw)
     if arr.ndim == 3 and arr.shape[-1] in (2, 3, 4):
         channels = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
-        arr = channels.mean(axis=-1).astype(raw.dtype if raw.dtype.kind == "f" else np.float64)
+        mean = channels.mean(axis=-1)
+        # integers stay integers of the same width, so the bit-depth scaling below applies
+        arr = mean if raw.dtype.kind == "f" else np.rint(mean).astype(raw.dtype)
     if arr.ndim != 2:
         raise ImageFileError(f"decoded image has shape {arr.shape}, expected a 2-D grey image", p)
     return arr

@@ -1,6 +1,7 @@
 """On-disk cache of preprocessed model inputs (DESIGN §1 "Images": decode each DICOM once).
 
-A DICOM is decoded (`mama_core.dicom.read_image`), resized and padded to the model's square
+A DICOM or image file (PNG/JPEG/TIFF/PGM) is decoded (`mama_core.dicom.read_image`),
+resized and padded to the model's square
 (`mama_core.preprocess.resize_to_square`) and stored as one `.npy` file, keyed by a hash of
 (path, size, mtime, file size, dtype) so that an edited file is decoded again. Files are
 written to a temporary name and renamed (atomic on POSIX), so DataLoader workers and DDP

@@ -60,3 +60,30 @@ def test_damaged_overrides_file_is_a_named_error(tmp_path):
     overrides_file().write_text("{not json")
     with pytest.raises(ConfigError, match="placement_overrides.json"):
         find_studies(tmp_path)
+
+
+def test_place_command_sets_and_clears(tmp_path, capsys):
+    from mama_core.cli import main
+
+    path = make.write(make.mg(laterality=None, view=None), tmp_path / "x.dcm")
+    assert main(["place", str(path), "--side", "L", "--view", "CC"]) == 0
+    assert read_image(path).placement.view_rule == "manual override"
+    assert main(["studies", str(tmp_path), "--json"]) == 0
+    assert '"laterality_rule": "manual override"' in capsys.readouterr().out
+    assert main(["place", str(path), "--clear"]) == 0
+    assert get_override(path) is None
+
+
+def test_placements_from_a_table(tmp_path):
+    from mama_core.dicom.overrides import set_overrides_from_table
+
+    a = make.write(make.mg(laterality=None, view=None), tmp_path / "imgs" / "a.dcm")
+    b = make.write(make.mg(laterality=None, view=None), tmp_path / "imgs" / "b.dcm")
+    table = tmp_path / "places.csv"
+    table.write_text(f"path,laterality,view\nimgs/a.dcm,R,CC\n{b},L,\n")
+    assert set_overrides_from_table(table) == 2
+    assert get_override(a) == ("R", "CC") and get_override(b) == ("L", None)
+    table.write_text("path,laterality,view\nimgs/a.dcm,R,CC\nimgs/b.dcm,Q,MLO\n")
+    with pytest.raises(ConfigError, match="row 3"):
+        set_overrides_from_table(table)
+    assert get_override(b) == ("L", None)  # nothing saved from the bad table

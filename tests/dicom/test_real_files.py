@@ -30,6 +30,7 @@ def test_cbis_ddsm_cases_are_two_complete_four_view_studies():
     studies = find_studies(CASES, report=report)
     assert report == []
     assert [s.patient_id for s in studies] == ["P_00173", "P_00820"]
+    assert [s.uid for s in studies] == ["P_00173", "P_00820"] and all(s.priors == [] for s in studies)
     for study in studies:
         assert study.complete and study.problems == [] and study.unplaced == []
         assert len(study.images) == 4
@@ -38,7 +39,7 @@ def test_cbis_ddsm_cases_are_two_complete_four_view_studies():
             placement = study.placements[path]
             assert placement.laterality_rule == "Laterality"
             assert placement.view_rule == "PatientOrientation used as view"
-            assert placement.group_rule == "patient + date (CBIS-DDSM)"
+            assert placement.group_rule == "patient (CBIS-DDSM)"
             assert placement.kind == "screening"
 
 
@@ -186,3 +187,28 @@ def test_corrupt_file_is_named_and_the_rest_of_the_folder_opens(tmp_path):
     assert any("cut.dcm" in p and "unreadable" in p for p in study.problems)
     with pytest.raises(MamaError, match="cut.dcm"):
         read_image(folder / "cut.dcm")
+
+
+def test_inbreast_file_name_ml_token_is_the_mlo_view(tmp_path):
+    """INbreast names its MLO files '..._MG_R_ML_ANON.dcm'; with no view in the header the
+    name decides, and the dataset's 'ML' means MLO."""
+    path = make.write(make.mg(laterality=None, view=None), tmp_path / "22678622_61b13c59bcba149e_MG_R_ML_ANON.dcm")
+    [study] = find_studies(tmp_path)
+    assert list(study.images) == ["RMLO"]
+    assert study.placements[path].view_rule == "INbreast file name"
+
+
+@pytest.mark.parametrize("description, expected", [
+    ("L CC MAG", "MAG"), ("STEREOTACTIC BIOPSY", "STEREO"), ("L CC Spot", "SPOT"),
+    ("R MLO", None), ("CONTROLLED EXPOSURE", None), ("MAGNA VIEW", None), ("C-View L CC", "SYNTH"),
+])
+def test_extra_and_synthesized_markers_are_whole_words(description, expected):
+    from mama_core.dicom.placement import variant
+
+    assert variant(make.mg(SeriesDescription=description)) == expected
+
+
+@pytest.mark.parametrize("orientation, expected", [(["A", "R"], None), (["P", "FL"], None), ("MLO", "MLO"), ("CC", "CC")])
+def test_patient_orientation_is_a_view_only_when_it_spells_one(tmp_path, orientation, expected):
+    ds = make.mg(view=None, PatientOrientation=orientation)
+    assert read_image(make.write(ds, tmp_path / "x.dcm")).view == expected

@@ -46,7 +46,7 @@ def _four_view_pngs(folder, exam="0", mirrored=False):
     ("case12_R_ML", "R", "ML", "case12"),
     ("patient7-MLO-L", "L", "MLO", "patient7"),
     ("Mass-Training_P_00001_LEFT_CC", "L", "CC", "Mass_Training_P_00001"),
-    ("mdb001", None, None, "mdb001"),
+    ("scan001", None, None, "scan001"),
     ("0_L-CC_R-MLO", None, None, "0_L_CC_R_MLO"),  # two views named: ambiguous, undecided
     ("scroll", None, None, "scroll"),  # 'L' inside a word is not a side
 ])
@@ -177,3 +177,69 @@ def test_nothing_in_a_mixed_folder_is_invisible(tmp_path):
         shown = set(study.images.values()) | set(study.unplaced)
         assert shown == set(study.placements)
     assert {p.name for p in reported} == {"ct.dcm", "notes.txt", "bad.png"}
+
+
+def test_image_folder_gives_training_records(tmp_path):
+    """train / eval / finetune read plain folders through the same records."""
+    from mama_core.data import load_dicom_folder
+
+    _four_view_pngs(tmp_path / "a")
+    _png8(tmp_path / "a" / "scan017.png")  # unplaced: no side or view, so no record
+    records = load_dicom_folder(tmp_path)
+    assert sorted((r.laterality, r.view) for r in records) == [("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")]
+    assert {r.study_id for r in records} == {"a_0"}
+    from mama_core.training.cache import ImageCache
+
+    cached = ImageCache(tmp_path / "cache", 32).load(records[0].path)
+    assert tuple(cached.shape) == (1, 32, 32) and float(cached.max()) > 0.5
+
+
+@pytest.mark.slow
+def test_model_runs_on_a_png_study(tmp_path):
+    """The predictor takes a PNG study folder or a single PNG like a DICOM one (maps only:
+    predictions run through the same image features)."""
+    from mama_core.inference import Predictor
+    from tests.inference.conftest import build_tiny_model_dir
+
+    _four_view_pngs(tmp_path / "pngs")
+    predictor = Predictor.load(build_tiny_model_dir(tmp_path / "model"), device="cpu")
+    maps = predictor.similarity_maps(tmp_path / "pngs", ["a round mass"])
+    assert set(maps.maps) == {"LCC", "LMLO", "RCC", "RMLO"}
+    assert maps.maps["RCC"].shape == (1, ROWS, COLS)
+    single = predictor.resolve_study(tmp_path / "pngs" / "0_R-MLO.png")
+    assert list(single.images) == ["RMLO"]
+
+
+def test_tag_panel_rows_for_an_image_file(tmp_path):
+    from mama_core.dicom import tags_for_display
+
+    rows = {name: value for _, name, value in tags_for_display(_png8(tmp_path / "L-CC.png"))}
+    assert rows["File format"] == "PNG" and rows["Rows"] == str(ROWS) and "unknown" in rows["Pixel spacing"]
+
+
+def test_linked_folders_are_scanned_once(tmp_path):
+    import os
+
+    _four_view_pngs(tmp_path / "real" / "exam")
+    os.symlink(tmp_path / "real" / "exam", tmp_path / "real" / "link")  # same folder twice
+    os.symlink(tmp_path / "real", tmp_path / "real" / "exam" / "loop")  # a cycle
+    outside = tmp_path / "scan"
+    outside.mkdir()
+    os.symlink(tmp_path / "real", outside / "archive")
+    [study] = find_studies(outside)
+    assert study.complete and len(study.placements) == 4
+
+
+def test_mini_mias_names_give_side_view_and_film_pairs(tmp_path):
+    for n in (1, 2, 3):
+        Image.fromarray((_breast() // 16).astype(np.uint8)).save(tmp_path / f"mdb{n:03d}.pgm")
+    first, second = find_studies(tmp_path)
+    assert {k: p.name for k, p in first.images.items()} == {"RMLO": "mdb001.pgm", "LMLO": "mdb002.pgm"}
+    assert {k: p.name for k, p in second.images.items()} == {"RMLO": "mdb003.pgm"}
+    assert first.placements[first.images["RMLO"]].view_rule.startswith("mini-MIAS file name")
+
+
+def test_sixteen_bit_colour_tiff_keeps_its_bit_depth(tmp_path):
+    grey = _breast()  # 12-bit values
+    tifffile.imwrite(tmp_path / "L-CC.tif", np.stack([grey] * 3, axis=-1), photometric="rgb")
+    assert read_image(tmp_path / "L-CC.tif").pixels.max() == pytest.approx(grey.max() / 4095, abs=1e-3)
