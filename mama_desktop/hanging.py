@@ -760,7 +760,9 @@ class HangingProtocol(QWidget):
 
     # ----- cursor readout --------------------------------------------------------------------
     def _on_hover(self, key: str, row: int, col: int) -> None:
-        self.hoveredView.emit(key)
+        view = self.panes[key].view
+        # The extra pane shows one of the study's views: name that view (for the tag panel).
+        self.hoveredView.emit(view.key if key == EXTRA and view is not None else key)
         self.hoverText.emit(self.describe(key, row, col))
 
     def describe(self, key: str, row: int, col: int) -> str:

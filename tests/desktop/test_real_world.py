@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from mama_desktop.hanging import EXTRA, PRIOR
 from tests.dicom import make
@@ -73,7 +73,11 @@ def test_unplaced_image_is_placed_by_hand_and_extra_views_open_alone(qtbot, wind
     extra = window.hanging.panes[EXTRA]
     assert window.hanging.layout_name == "extra" and extra.isVisible() and extra.mirrored
     assert not window.hanging.panes["RCC"].isVisible()
-    window.tags.show_view(EXTRA)  # the tag panel reads the pane under the cursor
+    extra._on_mouse_moved(extra.vb.mapViewToScene(extra.canvas.mapToParent(QPointF(20, 30))))
+    assert window.tags.key == "RXCCL", "the tag panel shows the extra view under the cursor"
+    rows = {window.tags.table.item(r, 1).text(): window.tags.table.item(r, 2).text()
+            for r in range(window.tags.table.rowCount())}
+    assert rows["View"] == "XCCL  ·  manual override" and rows["Kind"] == "extra"
     window.hanging.restore()  # Esc
     assert window.hanging.layout_name == "four" and window.hanging.panes["RCC"].isVisible()
 
