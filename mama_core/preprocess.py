@@ -93,13 +93,24 @@ def tissue_patch_mask(images: torch.Tensor, patch_size: int, min_level: float = 
     return mask | ~mask.any(dim=1, keepdim=True)
 
 
+def patch_map_to_content(grid_values: torch.Tensor, box: Letterbox) -> torch.Tensor:
+    """Per-patch values [S, gh, gw] (covering the whole square input) -> [S, h, w] on the
+    resized image inside the square (`box.content_shape`), padding dropped: a small grid that
+    covers exactly the native image, so it can be drawn stretched over it."""
+    full = F.interpolate(grid_values[None].float(), size=(box.size, box.size), mode="bilinear", align_corners=False)[0]
+    h, w = box.content_shape
+    return full[:, :h, :w]
+
+
+def content_to_native(content: torch.Tensor, native_shape: tuple[int, int]) -> torch.Tensor:
+    """[S, h, w] content-grid values -> [S, H, W] on the native pixel grid (bilinear)."""
+    return F.interpolate(content[None].float(), size=tuple(native_shape), mode="bilinear", align_corners=False)[0]
+
+
 def patch_map_to_native(grid_values: torch.Tensor, box: Letterbox) -> torch.Tensor:
     """Upsample per-patch values [S, gh, gw] (covering the whole square input) to the native
     pixel grid [S, H, W], dropping the padded region. Values are interpolated, never rescaled,
     so absolute similarity levels survive (DESIGN §3)."""
     s = grid_values.shape[0]
-    full = F.interpolate(grid_values[None].float(), size=(box.size, box.size), mode="bilinear", align_corners=False)[0]
-    h, w = box.content_shape
-    content = full[:, :h, :w]
-    native = F.interpolate(content[None], size=box.native_shape, mode="bilinear", align_corners=False)[0]
+    native = content_to_native(patch_map_to_content(grid_values, box), box.native_shape)
     return native.reshape(s, *box.native_shape)

@@ -12,14 +12,15 @@ from PySide6.QtCore import QObject, Signal
 from mama_core.errors import MamaError
 
 from . import engine
-from .hanging import to_display
+from .hanging import build_pyramid
 from .notifications import NotificationBar, format_exception
 from .state import AppState, LoadedView
 from .workers import TaskRunner
 
 log = logging.getLogger(__name__)
-NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".yaml", ".yml", ".png", ".jpg", ".jpeg", ".ini", ".log",
-                      ".pdf", ".xml", ".html"}
+# Tables and notes next to the images: skipped quietly. Image files (PNG, JPEG, TIFF, PGM) are
+# mammograms too now, so a skipped one is reported like a skipped DICOM file.
+NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".yaml", ".yml", ".ini", ".log", ".pdf", ".xml", ".html"}
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -95,11 +96,13 @@ def load_views(study: Any) -> tuple[dict[str, LoadedView], list[tuple[str, str]]
     one corrupt file leaves the other views readable."""
     views: dict[str, LoadedView] = {}
     errors: list[tuple[str, str]] = []
+    placements = getattr(study, "placements", None) or {}
     for key, path in study.images.items():
         try:
             image = engine.read_image(path)
             tags = _tags(path)
-            views[key] = LoadedView(key=key, image=image, tags=tags, display=to_display(image.pixels))
+            views[key] = LoadedView(key=key, image=image, tags=tags, pyramid=build_pyramid(image.pixels),
+                                    placement=placements.get(Path(path)))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the study stays usable
             errors.append(describe_error(exc))
     return views, errors
@@ -113,7 +116,8 @@ def _tags(path: Path) -> list[tuple[str, str, str]]:
 
 
 class StudyController(QObject):
-    """Loads the current study's images, then asks the predictor for BI-RADS and density."""
+    """Loads the current study's images, then asks the predictor for BI-RADS and density;
+    then the same for the patient's prior study (the comparison layout's other half)."""
 
     loading = Signal(bool)
     predicting = Signal(bool)
@@ -144,6 +148,31 @@ class StudyController(QObject):
             self.notes.notify("error", message, details)
         self.state.set_views(views)
         self._predict()
+        self._load_prior(gen)
+
+    def _load_prior(self, gen: int) -> None:
+        prior = self.state.prior_of(self.state.study)
+        self.state.set_prior(prior)
+        if prior is None:
+            return
+        self.runner.start(load_views, prior, on_done=lambda r: self._prior_loaded(gen, prior, r),
+                          on_error=lambda exc: self._load_failed(gen, exc))
+
+    def _prior_loaded(self, gen: int, prior: Any, result: tuple[dict[str, LoadedView], list]) -> None:
+        if gen != self._generation or self.state.prior is not prior:
+            return
+        views, errors = result
+        for message, details in errors:
+            self.notes.notify("error", f"Prior study: {message}", details)
+        self.state.set_prior_views(views)
+        self._predict_prior()
+
+    def _predict_prior(self) -> None:
+        prior, predictor = self.state.prior, self.state.predictor
+        if prior is None or predictor is None or prior.uid in self.state.predictions:
+            return
+        self.runner.start(predictor.predict, prior, on_done=self.state.set_prediction,
+                          on_error=self._predict_failed)
 
     def _load_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
@@ -154,6 +183,8 @@ class StudyController(QObject):
         study, predictor = self.state.study, self.state.predictor
         if study is None or predictor is None or not self.state.views:
             return
+        if self.state.prior_views:
+            self._predict_prior()
         if study.uid in self.state.predictions:
             self.state.set_prediction(self.state.predictions[study.uid])
             return

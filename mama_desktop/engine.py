@@ -46,6 +46,13 @@ def find_studies(folder: str | Path) -> tuple[list[Any], list[tuple[Path, str]]]
     return studies, skipped
 
 
+def set_placement(path: str | Path, laterality: str | None, view: str | None) -> None:
+    """The reader's own side and view for one file (kept in the user's data folder)."""
+    from mama_core.dicom import set_override
+
+    set_override(Path(path), laterality, view)
+
+
 def tags_for_display(path: str | Path) -> list[tuple[str, str, str]]:
     from mama_core.dicom import tags_for_display as _tags
 
@@ -125,7 +132,7 @@ def demo_studies_dir() -> Path:
 
 FINETUNE_TASKS = ("density", "birads", "cancer")
 FINETUNE_MODES = ("linear-probe", "lora", "full", "continue-pretraining")
-IMAGE_SUFFIXES = {".dcm", ".dicom", ""}
+IMAGE_SUFFIXES = {".dcm", ".dicom", "", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm"}
 
 
 def _registry() -> Any:

@@ -19,6 +19,7 @@ from .controllers import FolderController, ModelController, StudyController, des
 from .finetune_dialog import FinetuneDialog
 from .hanging import WINDOW_PRESETS, HangingProtocol
 from .help import HelpDialog
+from .image_strip import ImageStrip
 from .models_page import ModelsPage
 from .notifications import NotificationBar
 from .predictions import PredictionsPanel
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._wire()
         self._pending_focus: str | None = None
+        self._reopen: str | None = None  # study to reopen after a rescan (manual placement)
         self.finetune_dialog: FinetuneDialog | None = None
         self.models_page: ModelsPage | None = None
         self.resize(1500, 950)
@@ -94,6 +96,8 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         layout.addWidget(self.notes)
         layout.addWidget(self.hanging, 1)
+        self.strip = ImageStrip(self.state)
+        layout.addWidget(self.strip)
         self.setCentralWidget(central)
 
     def _build_status_bar(self) -> None:
@@ -144,6 +148,7 @@ class MainWindow(QMainWindow):
         self._action(v, "Zoom &in", lambda: h.zoom(1.25), ["+", "="])
         self._action(v, "Zoom &out", lambda: h.zoom(0.8), ["-"])
         self._action(v, "All four &views", h.restore, ["Esc"])
+        self._action(v, "&Current vs prior / four views", self.toggle_layout, ["C"])
         v.addSeparator()
         self.invert_action = self._action(v, "&Invert", h.set_invert, ["I"], checkable=True)
         self.magnifier_action = self._action(v, "&Magnifier (3x)", h.set_magnifier, ["M"], checkable=True)
@@ -177,6 +182,9 @@ class MainWindow(QMainWindow):
         self.sentence_maps.displayChanged.connect(self._show_maps)
         self.sentence_maps.show_maps.toggled.connect(self.maps_action.setChecked)
         self.search.openHit.connect(self.open_hit)
+        self.strip.placeRequested.connect(self.place_image)
+        self.strip.extraRequested.connect(self.show_extra)
+        self.state.priorMapsChanged.connect(lambda _m: self.sentence_maps.refresh())
         self.state.viewsChanged.connect(self._apply_pending_focus)
         for signal, text in ((self.studies.loading, "loading images…"), (self.studies.predicting, "predicting…"),
                              (self.models.loading, "loading model…"), (self.maps.busyChanged, "computing maps…")):
@@ -186,7 +194,7 @@ class MainWindow(QMainWindow):
     # ----- actions -----------------------------------------------------------------------------
     def choose_folder(self) -> None:
         start = self.settings.last_folder or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM studies", start)
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of mammograms (DICOM or image files)", start)
         if folder:
             self.open_folder(folder)
 
@@ -214,8 +222,33 @@ class MainWindow(QMainWindow):
             self._pending_focus = None
 
     def _after_discovery(self, studies: list[Any]) -> None:
-        if studies and self.state.study is None:
+        uid, self._reopen = self._reopen, None
+        if uid is not None and self.state.study_by_uid(uid) is not None:
+            self.open_study(uid)
+        elif studies and self.state.study is None:
             self.worklist.step(0)
+
+    def toggle_layout(self) -> None:
+        name = self.hanging.toggle_layout()
+        if name == "compare" and self.state.study is not None and self.state.prior is None:
+            self.notes.notify("info", "This study has no prior in the folder: the prior's panes stay empty.")
+
+    def show_extra(self, key: str) -> None:
+        view = self.state.views.get(key)
+        if view is not None:
+            self.hanging.show_extra(view)
+
+    def place_image(self, path: Path, laterality: str, view: str) -> None:
+        """The reader placed an unplaced image: keep it as an override and scan again."""
+        try:
+            engine.set_placement(path, laterality, view)
+        except Exception as exc:  # noqa: BLE001 - a refused value is a notification
+            self.notes.notify("error", *describe_error(exc))
+            return
+        self.notes.notify("info", f"{Path(path).name} placed as {laterality}{view}; reading the folder again…")
+        if self.state.folder is not None:
+            self._reopen = self.state.study.uid if self.state.study is not None else None
+            self.folders.open(self.state.folder)
 
     def load_model(self, name: str | None = None, device: str | None = None) -> None:
         self.models.load(name or self.settings.model, device or self.settings.device)
@@ -321,7 +354,8 @@ class MainWindow(QMainWindow):
         if display is None:
             self.hanging.clear_maps()
         else:
-            self.hanging.show_maps(display.per_view, display.lut, display.levels, display.opacity, display.badges)
+            self.hanging.show_maps(display.per_view, display.lut, display.levels, display.opacity, display.badges,
+                                   display.sample)
 
     def _set_busy(self, text: str, busy: bool) -> None:
         (self._busy.add if busy else self._busy.discard)(text)

@@ -70,6 +70,11 @@ class PredictionsPanel(QWidget):
         layout.addWidget(self.birads)
         layout.addWidget(self.density)
         layout.addWidget(self.summary)
+        self.prior_summary = QLabel("")  # the prior study's most probable classes (comparison)
+        self.prior_summary.setWordWrap(True)
+        layout.addWidget(self.prior_summary)
+        state.priorChanged.connect(lambda prior: self._on_prior(prior))
+        state.priorPredictionChanged.connect(lambda _p: self._on_prior(self.state.prior))
         self.scope.currentIndexChanged.connect(lambda _i: self._show())
         state.predictionChanged.connect(self._on_prediction)
         state.predictorChanged.connect(self._on_predictor)
@@ -118,6 +123,17 @@ class PredictionsPanel(QWidget):
         b, d = int(np.argmax(sel[0])), int(np.argmax(sel[1]))
         self.summary.setText(f"Most probable: BI-RADS {b} ({sel[0][b]:.0%}), density {DENSITY_LABELS[d]} — "
                              f"{DENSITY_NAMES[d]} ({sel[1][d]:.0%})")
+
+
+    def _on_prior(self, prior: Any | None) -> None:
+        prediction = self.state.predictions.get(prior.uid) if prior is not None else None
+        if prior is None:
+            self.prior_summary.setText("")
+        elif prediction is None:
+            self.prior_summary.setText(f"Prior ({prior.date or '?'}): no prediction yet.")
+        else:
+            density, birads = short_prediction(prediction)
+            self.prior_summary.setText(f"Prior ({prior.date or '?'}): BI-RADS {birads}, density {density}")
 
 
 def short_prediction(prediction: Any | None) -> tuple[str, str]:

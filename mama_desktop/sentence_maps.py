@@ -1,7 +1,7 @@
 """Live sentence maps: free text in, one similarity map set per sentence out, updated while
 the user types (150 ms debounce, stale requests dropped: latest wins).
 
-Display rules (DESIGN §3): one colour map whose alpha ramps up from 0, an absolute scale
+Display rules (docs/desktop.md): one colour map whose alpha ramps up from 0, an absolute scale
 (SimilarityMaps.value_range, never per-map min-max) shown on a colour bar with the model's
 "no match" threshold marked, and a "no match" state for maps whose maximum is below it.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from . import engine
 from .controllers import describe_error
+from .hanging import PRIOR
 from .state import AppState
 from .workers import LatestOnly, TaskRunner
 
@@ -75,20 +77,22 @@ class MapDisplay:
     lut: np.ndarray
     levels: tuple[float, float]
     opacity: float
+    sample: Callable[[str, int, int], float] | None = None  # (pane key, row, col) -> native-pixel value
 
 
-def view_display(maps: Any, index: int, visible: bool) -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
-    """Per-view map for sentence `index` and the per-view badge ('no match' below threshold)."""
+def view_display(maps: Any, index: int, visible: bool, prefix: str = "") -> tuple[dict[str, np.ndarray | None], dict[str, str]]:
+    """Per-view map grid for sentence `index` (drawn stretched over its view) and the per-view
+    badge ('no match' when the map's peak is below the threshold); keys get `prefix` (the
+    prior's panes are 'prior:RCC', ...)."""
     per_view: dict[str, np.ndarray | None] = {}
     badges: dict[str, str] = {}
-    for key, stack in maps.maps.items():
+    for key, stack in maps.grids.items():
         if index >= stack.shape[0]:
             continue
-        values = stack[index]
-        if float(np.max(values)) < maps.threshold:
-            per_view[key], badges[key] = None, "no match"
+        if not maps.matches(key, index):
+            per_view[prefix + key], badges[prefix + key] = None, "no match"
         else:
-            per_view[key] = values if visible else None
+            per_view[prefix + key] = stack[index] if visible else None
     return per_view, badges
 
 
@@ -131,12 +135,13 @@ class MapsController(QObject):
         super().__init__(parent)
         self.state = state
         self.latest = LatestOnly(runner, self)
-        self.latest.result.connect(lambda _r, maps: self.state.set_maps(maps))
+        self.latest.result.connect(self._on_result)
         self.latest.error.connect(self._on_error)
         self.latest.busyChanged.connect(self.busyChanged.emit)
         self.timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self.compute)
         state.sentencesChanged.connect(lambda _s: self.timer.start())
         state.viewsChanged.connect(lambda _v: self.timer.start())
+        state.priorViewsChanged.connect(lambda v: self.timer.start() if v else None)
         state.predictorChanged.connect(lambda _p: self.timer.start())
         state.studyChanged.connect(lambda _s: self.latest.cancel())
 
@@ -145,8 +150,17 @@ class MapsController(QObject):
         if study is None or predictor is None or not sentences or not self.state.views:
             self.latest.cancel()
             self.state.set_maps(None)
+            self.state.set_prior_maps(None)
             return
-        self.latest.submit(lambda: predictor.similarity_maps(study, sentences))
+        prior = self.state.prior if self.state.prior_views else None
+        self.latest.submit(lambda: (predictor.similarity_maps(study, sentences),
+                                    predictor.similarity_maps(prior, sentences) if prior is not None else None))
+
+    def _on_result(self, _request: int, result: tuple[Any, Any]) -> None:
+        """Current and prior maps of one request (both or neither: the same sentences)."""
+        current, prior = result
+        self.state.prior_maps = prior  # shown together with the current maps, one refresh
+        self.state.set_maps(current)
 
     def _on_error(self, _request: int, exc: BaseException) -> None:
         message, _details = describe_error(exc)
@@ -240,8 +254,19 @@ class SentenceMapsPanel(QWidget):
             return None
         lo, hi = (float(v) for v in maps.value_range)
         lut = heat_lut(self.cmap.currentText(), threshold_position(float(maps.threshold), (lo, hi)))
-        per_view, badges = view_display(maps, max(self.selector.currentIndex(), 0), self.show_maps.isChecked())
-        return MapDisplay(per_view, badges, lut, (lo, hi), self.opacity.value() / 100.0)
+        index, visible = max(self.selector.currentIndex(), 0), self.show_maps.isChecked()
+        per_view, badges = view_display(maps, index, visible)
+        prior = self.state.prior_maps
+        if prior is not None and prior.sentences == maps.sentences:
+            more, more_badges = view_display(prior, index, visible, prefix=PRIOR)
+            per_view.update(more)
+            badges.update(more_badges)
+
+        def sample(key: str, row: int, col: int) -> float:
+            source = prior if key.startswith(PRIOR) else maps
+            return source.value_at(key.removeprefix(PRIOR), index, row, col)
+
+        return MapDisplay(per_view, badges, lut, (lo, hi), self.opacity.value() / 100.0, sample)
 
     def refresh(self) -> None:
         display = self.current_display()

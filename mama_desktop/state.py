@@ -1,4 +1,4 @@
-"""The application state that widgets observe (DESIGN §5.5: widgets never own state).
+"""The application state that widgets observe (widgets never own state).
 
 Setters store a value and emit a signal; nothing here does work. Controllers (discovery,
 study loading, inference) write to the state; panels read it and react to the signals.
@@ -21,7 +21,10 @@ class LoadedView:
     key: str  # 'RCC', 'LCC', 'RMLO', 'LMLO' or an extra like 'LXCCL'
     image: Any  # mama_core.dicom.MammoImage (pixels, laterality, view, pixel_spacing_mm, flipped, source)
     tags: list[tuple[str, str, str]] = field(default_factory=list)
-    display: np.ndarray | None = None  # uint16 copy for the ImageItem, made in the worker
+    # Display levels 1, 2, ... (uint16, each half the previous), built in the loading worker;
+    # level 0 is `pixels` itself, the one float image kept per view (hanging.build_pyramid).
+    pyramid: list[np.ndarray] = field(default_factory=list)
+    placement: Any = None  # mama_core.dicom.Placement: which rule decided side, view and study
 
     @property
     def pixels(self) -> np.ndarray:
@@ -37,11 +40,15 @@ class AppState(QObject):
     studiesChanged = Signal(list)  # list[Study]
     studyChanged = Signal(object)  # Study | None
     viewsChanged = Signal(dict)  # key -> LoadedView for the current study
+    priorChanged = Signal(object)  # the prior Study (same patient, earlier) | None
+    priorViewsChanged = Signal(dict)  # key -> LoadedView for the prior study
     predictorChanged = Signal(object)  # Predictor | None
     predictionChanged = Signal(object)  # StudyPrediction | None
     predictionsUpdated = Signal()  # the table of per-study predictions changed
     sentencesChanged = Signal(list)
     mapsChanged = Signal(object)  # SimilarityMaps | None
+    priorMapsChanged = Signal(object)  # SimilarityMaps of the prior study | None
+    priorPredictionChanged = Signal(object)  # StudyPrediction of the prior study
     focusViewChanged = Signal(str)  # a view to highlight (search hit)
     readerLabelsChanged = Signal(str)  # study uid whose reader labels changed ('' = all)
 
@@ -51,6 +58,9 @@ class AppState(QObject):
         self.studies: list[Any] = []
         self.study: Any | None = None
         self.views: dict[str, LoadedView] = {}
+        self.prior: Any | None = None
+        self.prior_views: dict[str, LoadedView] = {}
+        self.prior_maps: Any | None = None
         self.predictor: Any | None = None
         self.prediction: Any | None = None
         self.predictions: dict[str, Any] = {}  # study uid -> StudyPrediction (worklist columns)
@@ -68,13 +78,38 @@ class AppState(QObject):
         self.studiesChanged.emit(self.studies)
 
     def set_study(self, study: Any | None) -> None:
+        """Switching study drops every reference to the old one's pixels and maps."""
         self.study = study
         self.views = {}
+        self.prior, self.prior_views, self.prior_maps = None, {}, None
         self.prediction = self.predictions.get(study.uid) if study is not None else None
         self.maps = None
         self.studyChanged.emit(study)
         self.predictionChanged.emit(self.prediction)
         self.mapsChanged.emit(None)
+        self.priorChanged.emit(None)
+        self.priorViewsChanged.emit({})
+        self.priorMapsChanged.emit(None)
+
+    def prior_of(self, study: Any | None) -> Any | None:
+        """The newest earlier study of the same patient that is in the folder (or None)."""
+        for uid in getattr(study, "priors", None) or []:
+            prior = self.study_by_uid(uid)
+            if prior is not None:
+                return prior
+        return None
+
+    def set_prior(self, prior: Any | None) -> None:
+        self.prior, self.prior_views, self.prior_maps = prior, {}, None
+        self.priorChanged.emit(prior)
+
+    def set_prior_views(self, views: dict[str, LoadedView]) -> None:
+        self.prior_views = dict(views)
+        self.priorViewsChanged.emit(self.prior_views)
+
+    def set_prior_maps(self, maps: Any | None) -> None:
+        self.prior_maps = maps
+        self.priorMapsChanged.emit(maps)
 
     def set_views(self, views: dict[str, LoadedView]) -> None:
         self.views = dict(views)
@@ -90,6 +125,8 @@ class AppState(QObject):
         if prediction is not None:
             self.predictions[prediction.study_uid] = prediction
             self.predictionsUpdated.emit()
+            if self.prior is not None and prediction.study_uid == self.prior.uid:
+                self.priorPredictionChanged.emit(prediction)
         if self.study is not None and (prediction is None or prediction.study_uid == self.study.uid):
             self.prediction = prediction
             self.predictionChanged.emit(prediction)

@@ -1,10 +1,24 @@
-"""The DICOM tag panel: the header of the view under the cursor (read in the loading worker)."""
+"""The DICOM tag panel: the header of the view under the cursor (read in the loading worker),
+preceded by how the image was placed: the rule that decided its side, its view and its study."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from .hanging import PRIOR
 from .state import AppState, LoadedView
+
+
+def placement_rows(placement: Any) -> list[tuple[str, str, str]]:
+    """Rows 'Placement: side / view / study / kind' with the deciding rule of each."""
+    if placement is None:
+        return []
+    return [("placement", "Side", f"{placement.laterality or '?'}  ·  {placement.laterality_rule}"),
+            ("placement", "View", f"{placement.view or '?'}  ·  {placement.view_rule}"),
+            ("placement", "Study", placement.group_rule),
+            ("placement", "Kind", placement.kind)]
 
 
 class TagPanel(QWidget):
@@ -32,14 +46,19 @@ class TagPanel(QWidget):
         if key == self.key:
             return
         self.key = key
-        view: LoadedView | None = self.state.views.get(key)
-        rows = view.tags if view is not None else []
+        view: LoadedView | None = self._view(key)
+        rows = placement_rows(view.placement) + view.tags if view is not None else []
         self.title.setText(f"{key} — {view.image.source.name}" if view is not None else "No view")
         self.table.setRowCount(len(rows))
         for r, (tag, name, value) in enumerate(rows):
             for c, text in enumerate((tag, name, value)):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self._apply_filter(self.filter.text())
+
+    def _view(self, key: str) -> LoadedView | None:
+        if key.startswith(PRIOR):
+            return self.state.prior_views.get(key.removeprefix(PRIOR))
+        return self.state.views.get(key)
 
     def _apply_filter(self, text: str) -> None:
         needle = text.lower()

@@ -2,15 +2,20 @@
 calibrated "no match" threshold.
 
 A map value is the cosine between a sentence's local embedding and one patch's local
-embedding, bilinearly upsampled onto the native pixels of `read_image(path).pixels`
-(canonical orientation: chest wall at column 0).  Values are never rescaled per map: the
-desktop colours them on one absolute scale, and below the model's threshold a view reads
-"no match" (DESIGN §3).
+embedding. Maps are returned on a small grid (the model input's resolution, padding
+dropped) that covers exactly the native pixels of `read_image(path).pixels` (canonical
+orientation: chest wall at column 0); the desktop draws that grid stretched over the image,
+and native-pixel values (bilinear, as if upsampled to every pixel) are computed on demand
+for exports and the pointing game. Upsampling every map to 4,000-row images cost 26-38 ms
+and 53 MB per view and sentence. Values are never rescaled per map: the desktop colours
+them on one absolute scale, and below the model's threshold a view reads "no match"
+(docs/desktop.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -19,7 +24,7 @@ import torch
 
 from mama_core.errors import ModelError
 from mama_core.inference.types import ImageFeatures
-from mama_core.preprocess import patch_map_to_native, resize_to_square
+from mama_core.preprocess import patch_map_to_content, resize_to_square
 
 if TYPE_CHECKING:
     from mama_core.inference.predictor import Predictor
@@ -52,10 +57,30 @@ def patch_grid_values(feats: ImageFeatures, sentence_local: torch.Tensor) -> tor
     return sims.reshape(sentence_local.shape[0], *feats.grid)
 
 
-def native_map(feats: ImageFeatures, sentence_local: torch.Tensor) -> np.ndarray:
-    """[S, H, W] float32 on the native (canonical) pixel grid of the image file."""
+def content_map(feats: ImageFeatures, sentence_local: torch.Tensor) -> np.ndarray:
+    """[S, h, w] float32 on the letterbox content grid: what `SimilarityMaps.grids` holds."""
     grid = patch_grid_values(feats, sentence_local)
-    return patch_map_to_native(grid, feats.letterbox).numpy().astype(np.float32, copy=False)
+    return patch_map_to_content(grid, feats.letterbox).numpy().astype(np.float32, copy=False)
+
+
+def _source_index(dst: int, n_in: int, n_out: int) -> tuple[int, int, float]:
+    """Bilinear source taps for output index `dst` (half-pixel centres, align_corners=False,
+    as torch.nn.functional.interpolate computes them): (i0, i1, weight of i1)."""
+    src = max((dst + 0.5) * n_in / n_out - 0.5, 0.0)
+    i0 = min(int(math.floor(src)), n_in - 1)
+    i1 = min(i0 + 1, n_in - 1)
+    return i0, i1, src - i0
+
+
+def sample_native(content: np.ndarray, native_shape: tuple[int, int], row: int, col: int) -> float:
+    """The value at native pixel (row, col) of a [h, w] content grid upsampled to
+    `native_shape` — one pixel of `content_to_native` without computing the others."""
+    h, w = content.shape
+    r0, r1, fr = _source_index(int(row), h, int(native_shape[0]))
+    c0, c1, fc = _source_index(int(col), w, int(native_shape[1]))
+    top = (1 - fc) * float(content[r0, c0]) + fc * float(content[r0, c1])
+    bottom = (1 - fc) * float(content[r1, c0]) + fc * float(content[r1, c1])
+    return (1 - fr) * top + fr * bottom
 
 
 def best_location(values: np.ndarray) -> tuple[float, int, int]:

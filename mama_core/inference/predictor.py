@@ -9,7 +9,8 @@
   `mama_core.inference.heads`) those are used instead and `method` is "probe".
   Aggregation over views and sides: see `mama_core.inference.aggregate`.
 - `similarity_maps(study, sentences)`: per view, the cosine between each sentence's local
-  embedding and each patch embedding on the native pixel grid (see `maps`).
+  embedding and each patch embedding, on a small grid covering the image; native-pixel
+  values on demand (see `maps` and `SimilarityMaps`).
 - Image features are computed once per file and kept in an LRU cache keyed by
   path + size + mtime; a lock around the model makes the object safe to share between
   threads (the desktop queries from a worker thread while another predicts).
@@ -32,7 +33,7 @@ from mama_core.inference import heads as heads_mod
 from mama_core.inference import ood as ood_mod
 from mama_core.inference.aggregate import aggregate
 from mama_core.inference.cache import LRUCache, file_key
-from mama_core.inference.maps import best_location, native_map, read_calibration
+from mama_core.inference.maps import content_map, read_calibration
 from mama_core.inference.types import ImageFeatures, SimilarityMaps, StudyPrediction, ViewPrediction
 from mama_core.paths import resources_dir
 from mama_core.preprocess import fit_to_square, normalise
@@ -291,9 +292,10 @@ class Predictor:
         study = self.resolve_study(study)
         local = self.sentence_embeddings(list(sentences))
         self.prefetch(list(study.images.values()))
-        maps = {key: native_map(self.image_features(path), local) for key, path in study.images.items()}
-        best = {key: best_location(m[0]) for key, m in maps.items()}
-        return SimilarityMaps(list(sentences), maps, self.no_match_threshold, self.map_range, best)
+        feats = {key: self.image_features(path) for key, path in study.images.items()}
+        grids = {key: content_map(f, local) for key, f in feats.items()}
+        shapes = {key: tuple(f.letterbox.native_shape) for key, f in feats.items()}
+        return SimilarityMaps(list(sentences), grids, shapes, self.no_match_threshold, self.map_range)
 
 
 _DEMO_FINGERPRINT: list[str | None] = []

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mama_core.preprocess import Letterbox
+from mama_core.preprocess import Letterbox, content_to_native
 
 BIRADS_CLASSES = 7  # EMBED asses A=0 N=1 B=2 P=3 S=4 M=5 K=6
 DENSITY_CLASSES = 4  # tissueden 1-4 -> index 0-3
@@ -82,12 +82,53 @@ class StudyPrediction:
 
 @dataclass
 class SimilarityMaps:
+    """Sentence-to-patch cosines per view, kept at the map's own resolution.
+
+    `grids[view]` is [S, h, w]: the patch cosines bilinearly upsampled to the model input's
+    resolution with the letterbox padding dropped, so the grid covers exactly the native image
+    of `read_image(path).pixels` (`shapes[view]` = (H, W), canonical orientation). A viewer
+    draws it stretched over the image with smooth interpolation; values at native pixels
+    (exports, the pointing game) are computed on demand by `native`, `maps` and `value_at`,
+    identical to upsampling the grid to every pixel. Values are absolute cosines, never
+    rescaled per map: one colour-bar range and one "no match" threshold for all."""
+
     sentences: list[str]
-    maps: dict[str, np.ndarray]  # view key -> [S, H, W] float32 cosine, native (canonical) pixel coords
+    grids: dict[str, np.ndarray]  # view key -> [S, h, w] float32 cosine on the map grid
+    shapes: dict[str, tuple[int, int]]  # view key -> (H, W) native pixels the grid covers
     threshold: float  # cosine below which a map reads "no match"
     value_range: tuple[float, float]  # fixed colour-bar range (absolute, never per-map)
-    best: dict[str, tuple[float, int, int]]  # view -> (max value, row, col) for sentence 0
+    _native: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def native(self, view: str) -> np.ndarray:
+        """[S, H, W] float32 on the native pixel grid (computed once per view, on demand)."""
+        if view not in self._native:
+            grid = torch.from_numpy(np.ascontiguousarray(self.grids[view]))
+            self._native[view] = content_to_native(grid, self.shapes[view]).numpy().astype(np.float32, copy=False)
+        return self._native[view]
+
+    @property
+    def maps(self) -> dict[str, np.ndarray]:
+        """Every view at native resolution, for exports: costly on real-size images."""
+        return {view: self.native(view) for view in self.grids}
+
+    @property
+    def best(self) -> dict[str, tuple[float, int, int]]:
+        """view -> (max value, row, col) of sentence 0 at native pixels."""
+        from mama_core.inference.maps import best_location
+
+        return {view: best_location(self.native(view)[0]) for view in self.grids}
+
+    def peak(self, view: str, sentence: int = 0) -> float:
+        """The map's maximum on its own grid (the native maximum is at most this, and equal
+        up to interpolation rounding)."""
+        return float(self.grids[view][sentence].max())
 
     def matches(self, view: str, sentence: int = 0) -> bool:
-        """Whether any pixel of this view's map for `sentence` reaches the threshold."""
-        return bool(self.maps[view][sentence].max() >= self.threshold)
+        """Whether this view's map for `sentence` reaches the threshold."""
+        return self.peak(view, sentence) >= self.threshold
+
+    def value_at(self, view: str, sentence: int, row: int, col: int) -> float:
+        """The native-pixel value at (row, col) without building the native map."""
+        from mama_core.inference.maps import sample_native
+
+        return sample_native(self.grids[view][sentence], self.shapes[view], row, col)

@@ -29,17 +29,16 @@ def test_heat_lut_alpha_ramps_from_zero_at_the_threshold() -> None:
     assert lut[-1, 3] == 255 and np.all(np.diff(lut[:, 3].astype(int)) >= 0)
 
 
-class _Maps:
-    def __init__(self, maps, threshold):
-        self.maps, self.threshold, self.value_range, self.sentences = maps, threshold, (0.0, 1.0), ["a", "b"]
-
-
 def test_below_threshold_reads_no_match() -> None:
-    maps = _Maps({"RCC": np.stack([np.full((4, 4), 0.9), np.full((4, 4), 0.1)]).astype(np.float32)}, 0.5)
+    from mama_core.inference import SimilarityMaps
+
+    grid = np.stack([np.full((4, 3), 0.9), np.full((4, 3), 0.1)]).astype(np.float32)
+    maps = SimilarityMaps(["a", "b"], {"RCC": grid}, {"RCC": (400, 300)}, 0.5, (0.0, 1.0))
     per_view, badges = view_display(maps, 0, visible=True)
-    assert per_view["RCC"] is not None and "RCC" not in badges
-    per_view, badges = view_display(maps, 1, visible=True)
-    assert per_view["RCC"] is None and badges["RCC"] == "no match"
+    assert per_view["RCC"] is grid[0] or np.array_equal(per_view["RCC"], grid[0])
+    assert "RCC" not in badges
+    per_view, badges = view_display(maps, 1, visible=True, prefix="prior:")
+    assert per_view["prior:RCC"] is None and badges["prior:RCC"] == "no match"
 
 
 def test_latest_request_wins(qtbot) -> None:
@@ -89,14 +88,15 @@ def test_typing_produces_maps_on_four_views_without_blocking(qtbot, window, stud
     qtbot.waitUntil(lambda: window.state.maps is not None and len(window.state.maps.sentences) == 2, timeout=30000)
     ticker.stop()
     maps = window.state.maps
-    assert set(maps.maps) == {"RCC", "LCC", "RMLO", "LMLO"}
-    for key, stack in maps.maps.items():
-        assert stack.shape == (2, *window.state.views[key].pixels.shape)
+    assert set(maps.grids) == {"RCC", "LCC", "RMLO", "LMLO"}
+    for key, stack in maps.grids.items():
+        assert maps.shapes[key] == window.state.views[key].pixels.shape
         pane = window.hanging.panes[key]
         shown = pane.heat_item.isVisible() or pane.badge.text() == "no match"
         assert shown, f"{key}: a heat map or the no-match state"
         if pane.heat_item.isVisible():
             assert pane.heat_item.levels == pytest.approx(maps.value_range), "absolute scale, not min-max"
+            assert pane.heat_item.image.shape == stack.shape[1:], "drawn at the map's own resolution"
     assert window.sentence_maps.selector.count() == 2
     assert window.sentence_maps.colour_bar.threshold == pytest.approx(maps.threshold)
     # The GUI thread kept ticking while the worker computed (10 ms timer; allow scheduling slack
@@ -115,7 +115,13 @@ def test_hide_and_opacity(qtbot, window, studies_dir: Path, tiny_model_dir: Path
     qtbot.waitUntil(lambda: window.state.maps is not None, timeout=30000)
     pane = window.hanging.panes["LCC"]
     assert pane.heat_item.isVisible()
-    assert "similarity" in window.hanging.describe("LCC", 5, 5), "hover reads the map value"
+    text = window.hanging.describe("LCC", 5, 7)
+    native = window.state.maps.native("LCC")[0]
+    assert f"similarity {native[5, 7]:+.3f}" in text, "hover reads the native-pixel map value"
+    # The map, drawn from its grid, covers exactly the image (in canonical coordinates).
+    h, w = window.state.views["LCC"].pixels.shape
+    rect = pane.heat_item.mapRectToParent(pane.heat_item.boundingRect())
+    assert (rect.width(), rect.height()) == pytest.approx((w, h))
     window.sentence_maps.opacity.setValue(30)
     assert pane.heat_item.opacity() == pytest.approx(0.3)
     window.maps_action.setChecked(False)

@@ -12,6 +12,7 @@ import torch
 
 from mama_core.dicom import read_image
 from mama_core.inference import Predictor, calibrate_threshold
+from mama_core.inference.maps import patch_grid_values
 from mama_core.inference.png import overlay, write_png
 from mama_core.preprocess import normalise, patch_map_to_native, resize_to_square
 
@@ -32,6 +33,7 @@ def test_maps_are_native_shaped_absolute_cosines(predictor, studies):
     maps = predictor.similarity_maps(study, [sentence, "Calcifications."])
     for key, path in study.images.items():
         pixels = read_image(path).pixels
+        assert maps.shapes[key] == pixels.shape
         assert maps.maps[key].shape == (2, *pixels.shape) and maps.maps[key].dtype == np.float32
     path = study.images["RMLO"]
     grid, box = _independent_grid(predictor, path, sentence)
@@ -49,6 +51,55 @@ def test_maps_are_native_shaped_absolute_cosines(predictor, studies):
     assert not (np.isclose(got.min(), 0) and np.isclose(got.max(), 1))
     value, row, col = maps.best["RMLO"]
     assert value == got.max() == got[row, col]
+
+
+def test_maps_travel_at_their_own_resolution(predictor, studies):
+    """The grid is small (the model input's resolution), covers the image's aspect, and every
+    native value asked of it one pixel at a time equals the full upsampled map."""
+    study = studies[0]
+    maps = predictor.similarity_maps(study, ["There is a mass."])
+    for key, grid in maps.grids.items():
+        h, w = maps.shapes[key]
+        assert grid.shape[0] == 1 and max(grid.shape[1:]) == predictor.image_size
+        assert grid.shape[1] * grid.shape[2] * 4 < h * w, "fewer values than native pixels"
+        assert abs(grid.shape[2] / grid.shape[1] - w / h) < 0.05
+    native = maps.native("LCC")[0]
+    rng = np.random.default_rng(0)
+    h, w = native.shape
+    for r, c in zip(rng.integers(0, h, 40), rng.integers(0, w, 40)):
+        assert maps.value_at("LCC", 0, r, c) == pytest.approx(float(native[r, c]), abs=1e-5)
+    for r, c in ((0, 0), (h - 1, w - 1), (0, w - 1)):
+        assert maps.value_at("LCC", 0, r, c) == pytest.approx(float(native[r, c]), abs=1e-5)
+    # The grid peak decides "no match"; the native maximum sits at it up to interpolation.
+    assert native.max() <= maps.peak("LCC") + 1e-6
+    assert maps.matches("LCC") == (maps.peak("LCC") >= maps.threshold)
+
+
+def test_exports_and_pointing_game_match_the_native_computation(predictor, studies_dir, tmp_path):
+    """`mama query` files and the pointing game use native values exactly as before: each map
+    equals the patch cosines upsampled to every pixel in one go."""
+    from mama_core.commands.query import save_npz
+    from mama_core.evaluation.localization import load_ground_truth, pointing_game
+
+    result = pointing_game(predictor, studies_dir)
+    local = predictor.sentence_embeddings([result.sentence])
+    for detail in result.details:
+        path = studies_dir / detail["path"]
+        feats = predictor.image_features(path)
+        expected = patch_map_to_native(patch_grid_values(feats, local), feats.letterbox)[0].numpy()
+        row, col = np.unravel_index(int(np.argmax(expected)), expected.shape)
+        stored_col = expected.shape[1] - 1 - col if read_image(path).flipped else col
+        assert detail["at"] == [int(stored_col), int(row)] and detail["max"] == pytest.approx(float(expected.max()))
+    assert result.views == sum(1 for e in load_ground_truth(studies_dir)
+                               if any(les.get("type") == "mass" for les in e.get("lesions", [])))
+    study = predictor.resolve_study(studies_dir / result.details[0]["path"])
+    maps = predictor.similarity_maps(study, [result.sentence])
+    save_npz(tmp_path / "maps.npz", maps)
+    with np.load(tmp_path / "maps.npz") as npz:
+        for key, path in study.images.items():
+            feats = predictor.image_features(path)
+            expected = patch_map_to_native(patch_grid_values(feats, local), feats.letterbox)[0].numpy()
+            assert np.array_equal(npz[f"{key}/0"], expected)
 
 
 def test_calibration_is_written_and_read_back(model_copy, studies):
