@@ -28,6 +28,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from .lesion_overlay import LesionOverlay
 from .state import AppState, LoadedView
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -313,6 +314,8 @@ class ViewPane(QFrame):
         self.heat_item.hide()
         self.image_item.setParentItem(self.canvas)
         self.heat_item.setParentItem(self.canvas)
+        self.outlines = LesionOverlay(self.canvas)  # dataset ground truth, hidden until asked for
+        self.outlines.set_visible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
         layout.addWidget(self.graphics)
@@ -347,6 +350,7 @@ class ViewPane(QFrame):
         self.heat_item.hide()
         self.heat_item.clear()
         self.magnifier.clear()
+        self.outlines.set_lesions(view.lesions if view is not None else [])
         if view is None:
             self.image_item.clear()
             self.set_badge("empty")
@@ -678,6 +682,11 @@ class HangingProtocol(QWidget):
         name = names[(names.index(current) + 1) % len(names)] if current else names[0]
         self.set_preset(name)
         return name
+
+    def set_outlines(self, on: bool) -> None:
+        """Show the annotated lesions of public datasets (ground truth) on every pane."""
+        for pane in self.panes.values():
+            pane.outlines.set_visible(on)
 
     def set_invert(self, on: bool) -> None:
         self.invert = on

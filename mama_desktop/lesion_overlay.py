@@ -2,10 +2,13 @@
 
 Lesions come from `mama_core.datasets.lesions_for_image(path)` in stored pixels; move them into
 the canonical frame first (`Lesion.to_canonical(width, flipped)`, the frame of the view's
-pixels).  The overlay draws them in that frame as children of one group added to the view's
-ViewBox, and copies the image item's transform (a pane that mirrors right breasts, or shows a
-downsampled display image, moves the outlines the same way).  Call `set_lesions` again after
-the pane has set a new image.  Outlines are cosmetic pens: one screen pixel wide at any zoom.
+pixels).  The overlay draws them in that frame as children of one group. Two ways to place it:
+- over an item whose own coordinates are the native canonical pixels (the reading panes'
+  canvas, which carries the right-breast mirror): `LesionOverlay(canvas)`; nothing to copy;
+- over a bare ViewBox + ImageItem: `LesionOverlay(view_box, image_item)` copies the image item's
+  transform (a mirror, or a downsampled display image) — call `set_lesions` again after the
+  item has a new image.
+Outlines are cosmetic pens: one screen pixel wide at any zoom.
 """
 
 from __future__ import annotations
@@ -48,14 +51,18 @@ def outline_points(lesion: Lesion) -> tuple[np.ndarray, np.ndarray]:
 class LesionOverlay:
     """Lesion outlines over one ImageItem in one ViewBox."""
 
-    def __init__(self, view_box: pg.ViewBox, image_item: pg.ImageItem, width: float = 2.0, labels: bool = True):
-        self.view_box = view_box
+    def __init__(self, parent: pg.ViewBox | pg.GraphicsObject, image_item: pg.ImageItem | None = None,
+                 width: float = 2.0, labels: bool = True):
+        self.view_box = parent if isinstance(parent, pg.ViewBox) else None
         self.image_item = image_item
         self.width = width
         self.show_labels = labels
         self.group = pg.ItemGroup()
         self.group.setZValue(OVERLAY_Z)
-        view_box.addItem(self.group, ignoreBounds=True)  # outlines never change the auto-range
+        if self.view_box is not None:
+            self.view_box.addItem(self.group, ignoreBounds=True)  # outlines never change the auto-range
+        else:
+            self.group.setParentItem(parent)  # the parent's coordinates are native canonical pixels
         self.outlines: list[pg.PlotCurveItem] = []
         self.texts: list[pg.TextItem] = []
         self._visible = True
@@ -82,8 +89,11 @@ class LesionOverlay:
         self.group.setVisible(self._visible)
 
     def _transform(self, native_shape: tuple[int, int] | None) -> QTransform:
-        """Native canonical pixels -> the image item's pixels, then the item's own transform."""
+        """Native canonical pixels -> the image item's pixels, then the item's own transform
+        (identity when drawn on a canvas in native pixels)."""
         scale = QTransform()
+        if self.image_item is None:
+            return scale
         image = self.image_item.image
         if native_shape is not None and image is not None and image.shape[0] and image.shape[1]:
             scale = QTransform.fromScale(image.shape[1] / native_shape[1], image.shape[0] / native_shape[0])
@@ -113,4 +123,7 @@ class LesionOverlay:
     def remove(self) -> None:
         """Take the overlay off its view for good."""
         self.clear()
-        self.view_box.removeItem(self.group)
+        if self.view_box is not None:
+            self.view_box.removeItem(self.group)
+        else:
+            self.group.setParentItem(None)

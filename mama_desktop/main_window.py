@@ -154,6 +154,8 @@ class MainWindow(QMainWindow):
         self.magnifier_action = self._action(v, "&Magnifier (3x)", h.set_magnifier, ["M"], checkable=True)
         self.sync_action = self._action(v, "&Synchronise zoom/pan", self._set_sync, ["S"], checkable=True,
                                         checked=self.settings.sync_zoom)
+        self.outlines_action = self._action(v, "Annotated lesion &outlines (ground truth)", h.set_outlines, ["O"],
+                                            checkable=True)
         self.maps_action = self._action(v, "Show &heat maps", self.sentence_maps.show_maps.setChecked, ["H"],
                                         checkable=True, checked=True)
         v.addSeparator()

@@ -25,6 +25,9 @@ class LoadedView:
     # level 0 is `pixels` itself, the one float image kept per view (hanging.build_pyramid).
     pyramid: list[np.ndarray] = field(default_factory=list)
     placement: Any = None  # mama_core.dicom.Placement: which rule decided side, view and study
+    # Dataset ground truth (mama_core.datasets.Lesion) in the canonical frame of `pixels`,
+    # read in the loading worker; empty outside annotated public datasets.
+    lesions: list = field(default_factory=list)
 
     @property
     def pixels(self) -> np.ndarray:

@@ -215,3 +215,29 @@ def test_demo_opens_existing_demo_studies_with_the_demo_model(qtbot, window, stu
     window.open_demo()
     qtbot.waitUntil(lambda: window.worklist.proxy.rowCount() == 2, timeout=20000)
     assert window.state.folder == engine.demo_studies_dir() and window.settings.model == "demo"
+
+
+def test_lesion_outlines_follow_the_ground_truth_and_toggle(qtbot, window, studies_dir: Path) -> None:
+    """The demo set's annotated lesions (mama_core.datasets) outline the right spot of the right
+    pane, in the displayed (mirrored) frame, only once the reader asks for them."""
+    from mama_core.datasets import lesions_for_image
+
+    open_and_wait(qtbot, window, studies_dir)
+    drawn = 0
+    for study in window.state.studies:
+        window.state.set_study(study)
+        qtbot.waitUntil(lambda: all(window.hanging.panes[k].view is not None and
+                                    Path(window.hanging.panes[k].view.image.source) == Path(p)
+                                    for k, p in study.images.items()), timeout=20000)
+        for key, pane in ((k, window.hanging.panes[k]) for k in study.images):
+            truth = lesions_for_image(study.images[key])
+            assert len(pane.outlines.outlines) == len(truth)
+            assert not pane.outlines.group.isVisible()
+            for lesion, curve in zip(truth, pane.outlines.outlines):
+                canonical = lesion.to_canonical(pane.view.pixels.shape[1], pane.view.image.flipped)
+                xs, ys = curve.getData()
+                assert (xs.min(), ys.min(), xs.max(), ys.max()) == pytest.approx(canonical.box)
+                drawn += 1
+    assert drawn > 0, "the fixture studies hold annotated lesions"
+    window.outlines_action.trigger()
+    assert all(p.outlines.group.isVisible() for p in window.hanging.panes.values())
