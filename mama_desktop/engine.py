@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mama_core.errors import MamaError, ModelError
-from mama_core import paths
+from mama_core import images, paths
 
 
 def redacting_log_filter():
@@ -132,7 +132,7 @@ def demo_studies_dir() -> Path:
 
 FINETUNE_TASKS = ("density", "birads", "cancer")
 FINETUNE_MODES = ("linear-probe", "lora", "full", "continue-pretraining")
-IMAGE_SUFFIXES = {".dcm", ".dicom", "", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm"}
+IMAGE_SUFFIXES = {".dcm", ".dicom", ""} | set(images.SUFFIXES)  # what find_studies reads
 
 
 def _registry() -> Any:
