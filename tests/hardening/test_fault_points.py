@@ -91,10 +91,11 @@ def test_kill_inside_active_pointer_write(tmp_path, registry):
     """)
     from mama_core.registry import Registry
 
-    assert Registry(root).active_id() == keep.id  # the old pointer, whole
+    pointer = json.loads((root / "active.json").read_text(encoding="utf-8"))
+    assert pointer["id"] == keep.id  # the old pointer, whole
     assert list(root.glob(".tmp-*-active.json"))  # half a new one was written, to the side
-    reg = Registry(root)
-    assert len(reg.list()) == 2 and not list(root.glob(".tmp-*"))
+    reg = Registry(root)  # opening sweeps the debris
+    assert reg.active_id() == keep.id and len(reg.list()) == 2 and not list(root.glob(".tmp-*"))
 
 
 # --------------------------------------------------------------------------- checkpoints
