@@ -25,14 +25,8 @@ COMMAND_MODULES = [
 
 
 def _load_commands() -> list:
-    modules = []
-    for name in COMMAND_MODULES:
-        try:
-            modules.append(importlib.import_module(f"mama_core.commands.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"mama_core.commands.{name}":
-                raise
-    return modules
+    # Every command ships with the package: a missing one is a broken install, not a skip.
+    return [importlib.import_module(f"mama_core.commands.{name}") for name in COMMAND_MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,27 +7,28 @@ Layout under `user_data_dir()/models/`:
                            and `model_dir` when the weights live elsewhere (the shipped demo)
         config.json, model.safetensors, text/, heads/ ...   (a model directory)
     active.json            {"id": ..., "history": [...]} replaced atomically
-    .staging-<pid>-*/      half-written versions; never listed, swept on open once <pid> is gone
+    .staging-<pid>-*/      half-written versions (.tmp-, .trash-: files being written, versions
+                           being deleted); never listed, swept on open once <pid> is gone
 
-A version becomes visible only by one `os.replace` of a fully written, fsynced staging
-directory, and the active pointer only by one `os.replace` of a fully written file, so a
+Every write goes through `mama_core.fs`: a version becomes visible only by one rename of a
+fully written, fsynced staging directory, the active pointer only by one rename of a fully
+written file, and a deleted version disappears by one rename before it is removed, so a
 killed or failed run leaves no half-written version and never changes the active model.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import stat
 import time
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mama_core import fs
 from mama_core.errors import RegistryError
 from mama_core.paths import resources_dir, user_data_dir
 
@@ -69,22 +70,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "model"
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-    _fsync_dir(root)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _make_read_only(root: Path) -> None:
     # Immutability is a promise to the user; read-only files make accidental edits loud.
     for path in root.rglob("*"):
@@ -93,17 +78,10 @@ def _make_read_only(root: Path) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        fs.write_json(path, data, fault="registry.pointer", indent=2)
     except OSError as exc:  # disk full / read-only: the old file is untouched
-        tmp.unlink(missing_ok=True)
         raise RegistryError(f"could not write: {exc.strerror or exc}", path) from exc
-    _fsync_dir(path.parent)
 
 
 class Registry:
@@ -182,26 +160,21 @@ class Registry:
         if source is not None and not (source / "config.json").is_file():
             raise RegistryError("not a model directory (no config.json)", source)
         version_id = self._next_id(name)
-        staging = self.root / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
         try:
-            if source is not None and not external:
-                shutil.copytree(source, staging)
-            else:
-                staging.mkdir()
-            meta = Version(
-                id=version_id, name=name, kind=kind, path=self.root / version_id,
-                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), parent=parent, report=report,
-                data_fingerprint=data_fingerprint,
-                external_model_dir=str(source.resolve()) if external and source else None,
-                extra=extra or {},
-            )
-            (staging / "version.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
-            _fsync_tree(staging)
-            _make_read_only(staging)
-            os.replace(staging, self.root / version_id)
-            _fsync_dir(self.root)
+            with fs.staging_dir(self.root) as staging:
+                if source is not None and not external:
+                    shutil.copytree(source, staging, dirs_exist_ok=True)
+                meta = Version(
+                    id=version_id, name=name, kind=kind, path=self.root / version_id,
+                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), parent=parent, report=report,
+                    data_fingerprint=data_fingerprint,
+                    external_model_dir=str(source.resolve()) if external and source else None,
+                    extra=extra or {},
+                )
+                (staging / "version.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
+                _make_read_only(staging)
+                fs.publish_dir(staging, self.root / version_id, fault="registry.add")
         except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
             raise RegistryError(f"could not save model version '{name}': {exc.strerror or exc}", self.root) from exc
         return self.get(version_id)
 
@@ -237,23 +210,13 @@ class Registry:
         version = self.get(version_id)
         if version_id == self.active_id():
             raise RegistryError(f"'{version_id}' is the active model; activate another version first", version.path)
-        # Move out of sight first (atomic), then remove: a crash mid-delete leaves only staging debris.
-        trash = self.root / f".staging-{os.getpid()}-delete-{uuid.uuid4().hex}"
-        os.replace(version.path, trash)
-        _remove_tree(trash)
+        fs.remove_tree(version.path)  # hidden first, then removed: never half-deleted in list()
 
     def export(self, version_id: str, zip_path: str | Path) -> Path:
         """A zip for sharing within the institution, with the data-licence reminder inside."""
         version = self.get(version_id)
         zip_path = Path(zip_path)
-        tmp = zip_path.with_name(f".{zip_path.name}.{uuid.uuid4().hex}.tmp")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(version.model_dir.rglob("*")):
-                if path.is_file() and path.name != "version.json":
-                    zf.write(path, f"{version.id}/{path.relative_to(version.model_dir)}")
-            zf.writestr(f"{version.id}/version.json", json.dumps(version.to_json(), indent=2))
-            zf.writestr(f"{version.id}/DATA-LICENCE-NOTE.txt", LICENCE_NOTE)
-        os.replace(tmp, zip_path)
+        fs.write_with(zip_path, lambda tmp: _write_zip(version, tmp))
         return zip_path
 
     # -- housekeeping ------------------------------------------------------------
@@ -264,38 +227,19 @@ class Registry:
     def _sweep_staging(self) -> None:
         """Remove what killed writers left behind; a live process's staging dir is its own business
         (the desktop opens the registry while a fine-tune child may be saving)."""
-        sweep_orphans(self.root, ".staging")
+        fs.sweep_orphans(self.root)
 
 
-def _remove_tree(path: Path) -> None:
-    def make_writable(func, p, _exc_info):  # read-only files block removal on Windows
-        os.chmod(p, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
-        func(p)
-    shutil.rmtree(path, onerror=make_writable)
+def _write_zip(version: Version, path: Path) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(version.model_dir.rglob("*")):
+            if file.is_file() and file.name != "version.json":
+                zf.write(file, f"{version.id}/{file.relative_to(version.model_dir)}")
+        zf.writestr(f"{version.id}/version.json", json.dumps(version.to_json(), indent=2))
+        zf.writestr(f"{version.id}/DATA-LICENCE-NOTE.txt", LICENCE_NOTE)
 
 
-def sweep_orphans(folder: Path, prefix: str, spare_own: bool = False) -> None:
-    """Remove the `<prefix>-<pid>-*` scratch folders in `folder` whose writing process is gone
-    (killed mid-write); those of other live processes are left alone, and this process's own
-    only with `spare_own`."""
-    for entry in folder.glob(f"{prefix}-*"):
-        match = re.match(re.escape(prefix) + r"-(\d+)-", entry.name)
-        if not entry.is_dir() or not match:
-            continue
-        pid = int(match.group(1))
-        gone = not spare_own if pid == os.getpid() else not _process_alive(pid)
-        if gone:
-            _remove_tree(entry)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+sweep_orphans = fs.sweep_orphans  # kept importable from here: fine-tuning sweeps its scratch runs
 
 
 def active_model_dir() -> Path:

@@ -1,8 +1,8 @@
 """The desktop's only door into the engine: the public names of docs/architecture.md.
 
-Imports are lazy so that the viewer starts fast and still works as a viewer when a part of
-the engine (for instance the demo model) is absent; a missing part becomes a `ModelError`
-that the GUI shows as a notification.
+Imports are lazy so that the viewer starts fast; a missing model (for instance the demo
+model not built) becomes a `ModelError` that the GUI shows as a notification. A missing
+engine module is a broken installation and fails loudly.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mama_core.errors import MamaError, ModelError
+from mama_core.errors import MamaError
 from mama_core import images, paths
 
 
@@ -22,7 +22,7 @@ def redacting_log_filter():
 
     return RedactingFilter()
 
-# Offered when mama_core.captions is not importable; the engine's own prompts win otherwise.
+# Finding sentences offered after the engine's own BI-RADS prompts.
 FALLBACK_PRESETS = [
     "A mass is present in the breast.",
     "Calcifications are present in the breast.",
@@ -60,10 +60,8 @@ def tags_for_display(path: str | Path) -> list[tuple[str, str, str]]:
 
 
 def load_predictor(name_or_path: str | Path, device: str | None = None) -> Any:
-    try:
-        from mama_core.inference import Predictor
-    except ImportError as exc:
-        raise ModelError(f"the inference engine is not available ({exc})") from exc
+    from mama_core.inference import Predictor
+
     predictor = Predictor.load(name_or_path, device=device)
     if str(name_or_path) == "active":
         predictor.name = active_label()  # the worklist names the version that predicted, not "active"
@@ -78,7 +76,7 @@ def preset_sentences() -> list[str]:
         prompts = zero_shot_prompts("birads")
         values = list(prompts.values()) if isinstance(prompts, dict) else list(prompts)
         flat = [p if isinstance(p, str) else p[0] for p in values]
-    except (ImportError, MamaError, TypeError, ValueError, IndexError):
+    except (MamaError, TypeError, ValueError, IndexError):
         flat = []
     extra = [s for s in FALLBACK_PRESETS if s not in flat]
     return [MASS_SENTENCE] + [s for s in flat + extra if s != MASS_SENTENCE]
@@ -116,7 +114,7 @@ def registry_models() -> list[tuple[str, str]]:
         from mama_core.registry import Registry
 
         return [(f"{v.id} ({v.kind})", str(v.model_dir)) for v in Registry().list()]
-    except (ImportError, MamaError, OSError):
+    except (MamaError, OSError):
         return []
 
 

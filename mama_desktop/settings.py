@@ -90,12 +90,9 @@ def load_geometry() -> tuple[QByteArray | None, QByteArray | None]:
 
 
 def cuda_available() -> bool:
-    try:
-        import torch
+    import torch  # lazily: the settings dialog should not pay for torch at start-up
 
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
+    return bool(torch.cuda.is_available())
 
 
 class SettingsDialog(QDialog):

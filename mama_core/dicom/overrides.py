@@ -10,10 +10,9 @@ for image files, which carry no UID).
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
+from mama_core import fs
 from mama_core.errors import ConfigError
 from mama_core.paths import user_data_dir
 
@@ -66,12 +65,9 @@ def _load() -> dict[str, dict[str, str | None]]:
 
 def _save(table: dict[str, dict[str, str | None]]) -> None:
     file = overrides_file()
-    tmp = file.with_name(f".{file.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps({"format": _FORMAT, "files": table}, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, file)  # readers never see a half-written table
+    try:  # readers never see a half-written table
+        fs.write_json(file, {"format": _FORMAT, "files": table}, indent=1, sort_keys=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"could not save placement overrides: {exc.strerror or exc}", file) from exc
     _cache.pop(str(file), None)
 

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from mama_core.errors import ConfigError
-from mama_core.evaluation.linear_probe import balanced_weights, cosine_with_warmup, subsample_fraction
+from mama_core.evaluation.linear_probe import subsample_fraction
+from mama_core.optim import balanced_probs, cosine_scheduler
 from mama_core.preprocess import normalise, resize_to_square
 
 
@@ -70,9 +71,9 @@ def finetune_and_predict(predictor: Any, train_paths: Sequence[Any], train_label
         {"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.encoder_lr},
         {"params": clf.head.parameters(), "lr": cfg.head_lr},
     ], weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg.warmup_steps, cfg.steps))
+    sched = cosine_scheduler(opt, cfg.warmup_steps, cfg.steps)
     gen = torch.Generator().manual_seed(cfg.seed)
-    probs = torch.from_numpy(balanced_weights(labels[idx]))
+    probs = torch.from_numpy(balanced_probs(labels[idx]))
     for _ in range(cfg.steps):
         b = torch.multinomial(probs, cfg.batch_size, replacement=True, generator=gen)
         with predictor._autocast():

@@ -9,7 +9,6 @@ this lets the paper's small learning rate converge in a few hundred steps.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from mama_core.errors import ConfigError
+from mama_core.optim import balanced_probs, cosine_scheduler
 
 FRACTIONS = (0.01, 0.1, 1.0)
 
@@ -76,21 +76,6 @@ def subsample_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return np.sort(np.concatenate(keep))
 
 
-def balanced_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-sample probabilities so each class present is drawn equally often."""
-    counts = np.bincount(labels)
-    w = 1.0 / counts[labels]
-    return w / w.sum()
-
-
-def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def optimiser_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched) -> None:
     """One update: clear the gradients, back-propagate `loss`, step the optimiser and its schedule."""
     opt.zero_grad(set_to_none=True)
@@ -128,8 +113,8 @@ def train_linear_probe(features, labels, n_classes: int, cfg: ProbeConfig | None
     gen = torch.Generator().manual_seed(cfg.seed)
     head = nn.Linear(x.shape[1], n_classes)
     opt = torch.optim.SGD(head.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg.warmup_steps, cfg.steps))
-    probs = torch.from_numpy(balanced_weights(y_np))
+    sched = cosine_scheduler(opt, cfg.warmup_steps, cfg.steps)
+    probs = torch.from_numpy(balanced_probs(y_np))
     for _ in range(cfg.steps):
         probe_step(head, x, y, probs, cfg.batch_size, gen, opt, sched)
     return LinearProbe(

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from mama_core.errors import ModelError
-from mama_core.evaluation.linear_probe import cosine_with_warmup, optimiser_step
+from mama_core.evaluation.linear_probe import optimiser_step
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
 from mama_core.finetune.early_stopping import EarlyStopping
 from mama_core.finetune.features import autocast_for, extract_global
 from mama_core.finetune.probe import sampling_probs
 from mama_core.finetune.reports import Clock, FinetuneReport
-from mama_core.finetune.stopping import Cancelled, StopFlag, should_stop
+from mama_core.optim import Cancelled, StopFlag, cosine_scheduler, should_stop
 from mama_core.inference.heads import ProbeHead
 from mama_core.preprocess import normalise
 from mama_core.training.augment import augment
@@ -113,7 +113,7 @@ def _optimiser(params: list[nn.Parameter], head: nn.Module, cfg: FinetuneConfig,
               {"params": list(head.linear.parameters()), "lr": max(cfg.resolved_lr, 1e-3)}]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.resolved_weight_decay)
     warmup = cfg.warmup_for(total)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, warmup, total))
+    return opt, cosine_scheduler(opt, warmup, total)
 
 
 def _trainable_state(model: nn.Module, head: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,11 +1,10 @@
 """`continue-pretraining` mode: more steps of the MaMA objective (eq. 4) on the local
 studies, captions built from their own tables, through `mama_core.training`.
 
-The trainer builds a fresh model from a config; here the run starts from the weights of
-the base model instead (`_RunFromModel` overrides only the model construction, the loop,
-data pipeline, image cache, losses and export are the trainer's).  The local alignment
-term is on from the first step (delta = 0): the base model has already been through the
-paper's global-only warm-up.  Validation here is zero-shot balanced accuracy on the
+The run is the trainer's own (`train(..., init_from=base model directory)`): the loop, data
+pipeline, image cache, losses and export are the trainer's; only the starting weights
+differ.  The local alignment term is on from the first step (delta = 0): the base model has
+already been through the paper's global-only warm-up.  Validation here is zero-shot balanced accuracy on the
 held-out cases at the end; there is no early stopping on a contrastive run this short.
 """
 
@@ -19,28 +18,9 @@ import torch
 
 from mama_core.finetune.config import FinetuneConfig
 from mama_core.finetune.reports import Clock, FinetuneReport
-from mama_core.finetune.stopping import Cancelled, StopFlag
+from mama_core.optim import Cancelled, StopFlag
 from mama_core.training import trainer
 from mama_core.training.config import TrainConfig
-
-
-class _RunFromModel(trainer._Run):
-    """A trainer run whose model is loaded from a model directory, not built fresh."""
-
-    base_dir: Path
-
-    def _build_model(self) -> None:
-        from mama_core.model.io import load_model_dir
-        from mama_core.model.params import optimizer_param_groups
-
-        model, _ = load_model_dir(self.base_dir, str(self.device))
-        model.train()
-        self.bare = self.model = model
-        optim = self.config.optim
-        self.optimizer = torch.optim.AdamW(optimizer_param_groups(model, optim.weight_decay), lr=optim.lr,
-                                           betas=optim.betas, eps=optim.eps)
-        schedule = trainer.WarmupCosine(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
 
 
 def train_config(cfg: FinetuneConfig, model_info: dict, n_train: int, device: torch.device) -> TrainConfig:
@@ -63,7 +43,7 @@ def continue_pretraining(loaded: Any, local: Any, cfg: FinetuneConfig, clock: Cl
     config = train_config(cfg, loaded.info, len(local.train), device)
     run_dir = out.parent / "pretrain-run"
     clock.new_phase()
-    for report in train_from(config, local.train, run_dir, loaded.ref.dir, stop):
+    for report in trainer.train(config, local.train, run_dir, stop=stop, init_from=loaded.ref.dir):
         if report.stopped:
             raise Cancelled
         yield FinetuneReport("train", report.step, report.max_steps, report.loss, eta_s=report.eta_s,
@@ -73,20 +53,3 @@ def continue_pretraining(loaded: Any, local: Any, cfg: FinetuneConfig, clock: Cl
             shutil.move(report.model_dir, out)
     shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints of a run nobody will resume
     return None
-
-
-def train_from(config: TrainConfig, records: list, run_dir: Path, base_dir: Path, stop: StopFlag):
-    """`trainer.train` (single process) with the model loaded from `base_dir`."""
-    from mama_core.training import distributed as ddp
-
-    run_cls = type("_RunFromDir", (_RunFromModel,), {"base_dir": base_dir})
-    info = ddp.init_distributed(config.device)
-    try:
-        with trainer.determinism(config, info.device):
-            run = run_cls(config, records, run_dir, False, info)
-            try:
-                yield from trainer._loop(run, trainer._stop_fn(stop))
-            finally:
-                run.close()
-    finally:
-        ddp.cleanup(info)

@@ -1,8 +1,8 @@
 """Training a linear head on frozen global features, as a generator of reports.
 
 The recipe is the paper's linear probe (SGD, momentum 0.9, lr 5e-4, weight decay 1e-3,
-cosine schedule with linear warm-up, class-balanced sampling), reusing the schedule and
-sampling weights of `mama_core.evaluation.linear_probe`; unlike `train_linear_probe` it
+cosine schedule with linear warm-up, class-balanced sampling), with the schedule and
+sampling weights of `mama_core.optim`; unlike `train_linear_probe` it
 validates as it goes, stops early on the validation balanced accuracy, honours a stop
 flag, and returns the best head as an `inference.heads.ProbeHead` ready to save.
 """
@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from mama_core.evaluation.linear_probe import balanced_weights, cosine_with_warmup, probe_step
+from mama_core.evaluation.linear_probe import probe_step
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
 from mama_core.finetune.early_stopping import EarlyStopping
 from mama_core.finetune.reports import Clock, FinetuneReport
-from mama_core.finetune.stopping import Cancelled, StopFlag, should_stop
 from mama_core.inference.heads import ProbeHead
+from mama_core.optim import Cancelled, StopFlag, balanced_probs, cosine_scheduler, should_stop
 
 
 @dataclass
@@ -42,7 +42,7 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def sampling_probs(y: np.ndarray, n_classes: int, balanced: bool) -> torch.Tensor:
     """Per-sample draw probabilities: each class present equally often, or uniform."""
     if balanced:
-        return torch.from_numpy(balanced_weights(y))
+        return torch.from_numpy(balanced_probs(y))
     return torch.full((len(y),), 1.0 / len(y), dtype=torch.float64)
 
 
@@ -99,5 +99,4 @@ def _probe_optimiser(dim: int, cfg: FinetuneConfig, total: int):
     opt = torch.optim.SGD(head.parameters(), lr=cfg.resolved_lr, momentum=cfg.momentum,
                           weight_decay=cfg.resolved_weight_decay)
     warmup = cfg.warmup_for(total)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, warmup, total))
-    return head, opt, sched
+    return head, opt, cosine_scheduler(opt, warmup, total)

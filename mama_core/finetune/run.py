@@ -32,8 +32,8 @@ from mama_core.finetune.data import CLASSES, LocalData, prepare
 from mama_core.finetune.features import extract_global, image_cache
 from mama_core.finetune.probe import FeatureSplit, train_probe
 from mama_core.finetune.reports import Clock, FinetuneReport
-from mama_core.finetune.stopping import Cancelled, StopFlag, should_stop
 from mama_core.inference.heads import save_head
+from mama_core.optim import Cancelled, StopFlag, auto_device, should_stop
 from mama_core.paths import user_cache_dir
 from mama_core.registry import sweep_orphans
 
@@ -249,12 +249,6 @@ def resolve_baseline(cfg: FinetuneConfig) -> ModelRef | None:
     except RegistryError:
         return None
     return ModelRef(version.model_dir, version.id, version.id)
-
-
-def auto_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load(ref: ModelRef, device: torch.device) -> Loaded:

@@ -35,6 +35,7 @@ from mama_core.inference.aggregate import aggregate
 from mama_core.inference.cache import LRUCache, file_key
 from mama_core.inference.maps import content_map, read_calibration
 from mama_core.inference.types import ImageFeatures, SimilarityMaps, StudyPrediction, ViewPrediction
+from mama_core.optim import auto_device
 from mama_core.paths import resources_dir
 from mama_core.preprocess import fit_to_square, normalise
 
@@ -64,17 +65,9 @@ def resolve_model_dir(name_or_path: str | Path) -> tuple[Path, str]:
 
 
 def _active_model_dir() -> Path:
-    try:
-        from mama_core import registry
-    except ImportError:
-        return resolve_model_dir("demo")[0]
+    from mama_core import registry
+
     return Path(registry.active_model_dir())
-
-
-def auto_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class Predictor:

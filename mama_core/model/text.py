@@ -8,7 +8,6 @@ separator is that sentence's embedding.
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
@@ -39,23 +38,15 @@ _BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "deber
 # Auto LoRA targets (docs/method.md §1.3), first complete match wins.
 _LORA_CANDIDATES = (("c_attn",), ("query", "value"), ("q_proj", "v_proj"),
                     ("query_key_value",), ("q_lin", "v_lin"))
-_SENTENCE = re.compile(r"[^.;]*[.;]|[^.;]+$")
 
 
 # --------------------------------------------------------------------------- sentences
 
 
-def _split(text: str) -> list[str]:
-    """Fallback splitter with the captions module's rule: a sentence ends at '.' or ';'."""
-    return [s.strip() for s in _SENTENCE.findall(text) if s.strip(" .;\t\n")]
-
-
 def split_caption(text: str) -> list[str]:
-    """Sentences of a caption, preferring `mama_core.captions.split_sentences`."""
-    try:
-        from mama_core.captions import split_sentences
-    except ImportError:
-        return _split(text)
+    """Sentences of a caption (`mama_core.captions.split_sentences`, the one rule)."""
+    from mama_core.captions import split_sentences
+
     return list(split_sentences(text))
 
 

@@ -10,7 +10,7 @@ from mama_core.training.cache import CacheProgress, ImageCache, warm_cache
 from mama_core.training.config import (AugmentConfig, DataConfig, OptimConfig, TrainConfig,
                                        apply_overrides, load_config)
 from mama_core.training.data import PairDataset, StepBatchSampler
-from mama_core.training.trainer import StepReport, WarmupCosine, export_run, train
+from mama_core.training.trainer import StepReport, export_run, train
 
 __all__ = [
     "AugmentConfig",
@@ -22,7 +22,6 @@ __all__ = [
     "StepBatchSampler",
     "StepReport",
     "TrainConfig",
-    "WarmupCosine",
     "apply_overrides",
     "export_run",
     "load_config",

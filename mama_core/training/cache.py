@@ -4,7 +4,7 @@ A DICOM or image file (PNG/JPEG/TIFF/PGM) is decoded (`mama_core.dicom.read_imag
 resized and padded to the model's square
 (`mama_core.preprocess.resize_to_square`) and stored as one `.npy` file, keyed by a hash of
 (path, size, mtime, file size, dtype) so that an edited file is decoded again. Files are
-written to a temporary name and renamed (atomic on POSIX), so DataLoader workers and DDP
+written through `mama_core.fs` (temporary name, fsync, rename), so DataLoader workers and DDP
 ranks can share one cache folder without locks; a reader sees either nothing or a whole
 file. Reads are memory-mapped (`np.load(mmap_mode='r')`).
 """
@@ -12,8 +12,6 @@ file. Reads are memory-mapped (`np.load(mmap_mode='r')`).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from mama_core import fs
 from mama_core.errors import MamaError
 
 UINT16_MAX = 65535.0
@@ -105,18 +104,11 @@ class ImageCache:
 
 
 def _atomic_save(target: Path, array: np.ndarray) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a handle: np.save would append ".npy" to some names
             np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    fs.write_with(target, write, fault="cache.write")
 
 
 def _warm_one(args: tuple[str, int, str, str, str]) -> str | None:

@@ -9,16 +9,18 @@ A checkpoint holds
 - `state.json` — step, the resolved training config and the RNG states of every rank
   (base64 of the raw generator bytes), so that `--resume` continues exactly.
 
-Writing goes into `ckpt-XXXXXXX.tmp/`, every file is fsynced, then the folder is renamed:
-a crash leaves either the old checkpoints or a complete new one.
+Writing fills a hidden staging folder, fsyncs it and renames it to `ckpt-XXXXXXX/`; deleting
+renames a checkpoint out of sight before removing it (`mama_core.fs`). A visible `ckpt-*`
+folder is therefore always complete: a crash leaves the old checkpoints and hidden debris,
+which the next save sweeps. `list_checkpoints` still checks that every file is present.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mama_core import fs
 from mama_core.errors import MamaError, ModelError
 
 PREFIX = "ckpt-"
 FORMAT_VERSION = 1
+FILES = ("model.safetensors", "optimizer.pt", "state.json")  # state.json is written last
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
@@ -40,12 +44,13 @@ def checkpoints_dir(run_dir: str | Path) -> Path:
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first (temporary folders are ignored)."""
+    """Complete checkpoints, oldest first: `ckpt-<digits>` folders holding every file
+    (scratch folders, older `.tmp` ones and anything incomplete are ignored)."""
     root = checkpoints_dir(run_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX)
-             and not p.name.endswith(".tmp") and (p / "state.json").is_file()]
+    found = [p for p in root.iterdir() if p.is_dir() and re.fullmatch(PREFIX + r"\d+", p.name)
+             and all((p / name).is_file() for name in FILES)]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
@@ -102,49 +107,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- saving
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(run_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, config: dict[str, Any], rng_states: list[dict[str, Any]],
                     keep_last: int = 3, extra: dict[str, Any] | None = None) -> Path:
     """Write checkpoint `step` atomically and prune all but the last `keep_last`."""
     root = checkpoints_dir(run_dir)
     final = root / f"{PREFIX}{step:07d}"
-    tmp = root / f"{final.name}.tmp"
     state = {"format": FORMAT_VERSION, "step": step, "config": config, "rng": rng_states, **(extra or {})}
     try:
         root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_file(trainable_state(model), str(tmp / "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
-        _fsync_tree(tmp)
+        fs.sweep_orphans(root)  # what killed saves left behind
+        with fs.staging_dir(root, final.name) as tmp:
+            save_file(trainable_state(model), str(tmp / "model.safetensors"))
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
+            fs.publish_dir(tmp, final, fault="checkpoint.save", replace=True)
     except (OSError, SafetensorError, RuntimeError) as exc:  # disk full, read-only, quota
         # safetensors reports a full disk as SafetensorError, torch.save as RuntimeError.
-        shutil.rmtree(tmp, ignore_errors=True)
         raise MamaError(f"cannot write the checkpoint: {write_failure(exc, root)}; "
                         "earlier checkpoints are unchanged", path=final) from exc
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
     prune_checkpoints(run_dir, keep_last)
     return final
 
@@ -164,7 +145,15 @@ def write_failure(exc: BaseException, folder: Path) -> str:
 
 def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
     for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            delete_checkpoint(old)
+        except OSError:  # an old checkpoint that cannot be removed costs space, not correctness
+            pass
+
+
+def delete_checkpoint(ckpt: str | Path) -> None:
+    """Remove one checkpoint atomically: it leaves `list_checkpoints` in one rename."""
+    fs.remove_tree(ckpt)
 
 
 # --------------------------------------------------------------------------- loading

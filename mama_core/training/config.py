@@ -235,10 +235,8 @@ class TrainConfig:
             raise ConfigError(str(exc), field="loss") from None
 
     def model_config(self):
-        try:
-            from mama_core.model import ModelConfig
-        except ImportError:  # the model package is optional for config-only use
-            return None
+        from mama_core.model import ModelConfig
+
         try:
             return ModelConfig.from_dict(_deep_copy(self.model))
         except ConfigError as exc:

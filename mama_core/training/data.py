@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 
 from mama_core.captions import build_caption
+from mama_core.optim import inverse_class_frequency
 from mama_core.preprocess import normalise
 from mama_core.training.augment import augment
 from mama_core.training.cache import ImageCache
@@ -99,11 +100,7 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
 def class_weights(records: Sequence, label: str) -> torch.Tensor:
     """Inverse class frequency per record (records without the label form their own class),
     for WeightedRandomSampler class balancing."""
-    labels = [getattr(r, label) for r in records]
-    counts: dict[Any, int] = defaultdict(int)
-    for value in labels:
-        counts[value] += 1
-    return torch.tensor([1.0 / counts[v] for v in labels], dtype=torch.double)
+    return torch.from_numpy(inverse_class_frequency([getattr(r, label) for r in records]))
 
 
 class StepBatchSampler(Sampler):

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from mama_core.optim import auto_device
+
 
 @dataclass
 class DistInfo:
@@ -48,7 +50,7 @@ class DistInfo:
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     """'auto' = the local rank's GPU when CUDA is available, else the CPU."""
     if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
+        preference = auto_device("auto").type
     if preference == "cuda":
         return torch.device("cuda", local_rank)
     return torch.device(preference)

@@ -15,9 +15,7 @@ Exact resume: batches are a function of (seed, step) (see `training.data`), the 
 from __future__ import annotations
 
 import contextlib
-import math
 import resource
-import threading
 import time
 import warnings
 from collections import deque
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from mama_core.errors import ConfigError, DataError
+from mama_core.optim import StopFlag, cosine_scheduler, should_stop
 from mama_core.training import distributed as ddp
 from mama_core.training.cache import ImageCache, default_cache_dir, warm_cache
 from mama_core.training.checkpoint import (
@@ -39,7 +38,6 @@ from mama_core.training.data import (
     validation_batches)
 from mama_core.training.metrics import MetricsLog
 
-StopFlag = Callable[[], bool] | threading.Event | None
 MODEL_SUBDIR = "model"
 
 
@@ -75,50 +73,15 @@ class StepReport:
         return row
 
 
-# --------------------------------------------------------------------------- schedule
-
-
-class WarmupCosine:
-    """LR multiplier: linear warm-up over `warmup` steps, then cosine decay to `floor` at
-    `total` steps (paper: 4k warm-up, 40k steps). A callable object (not a lambda) so its
-    state is primitives that LambdaLR.state_dict can save."""
-
-    def __init__(self, warmup: int, total: int, floor: float = 0.0):
-        self.warmup, self.total, self.floor = warmup, total, floor
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no decay on biases, norms and temperatures (paper §4)."""
-    try:
-        from mama_core.model import optimizer_param_groups
-    except ImportError:
-        optimizer_param_groups = None
-    if optimizer_param_groups is not None:
-        return optimizer_param_groups(model, weight_decay)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        plain = p.ndim < 2 or "norm" in name.lower() or "scale" in name.lower()
-        (no_decay if plain else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW groups: the one rule of `mama_core.model.params` (no decay on biases, norms,
+    temperatures and embedding tables)."""
+    from mama_core.model import optimizer_param_groups
+
+    return optimizer_param_groups(model, weight_decay)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _stop_fn(stop: StopFlag) -> Callable[[], bool]:
-    if stop is None:
-        return lambda: False
-    if isinstance(stop, threading.Event) or hasattr(stop, "is_set"):
-        return stop.is_set
-    return stop
 
 
 def _max_memory_mb(device: torch.device) -> float:
@@ -189,8 +152,8 @@ class _Run:
     """State of one training run on one process; methods are the loop's steps."""
 
     def __init__(self, config: TrainConfig, records: Sequence, out_dir: Path, resume: bool,
-                 info: ddp.DistInfo):
-        self.config, self.out_dir, self.info = config, out_dir, info
+                 info: ddp.DistInfo, init_from: Path | None = None):
+        self.config, self.out_dir, self.info, self.init_from = config, out_dir, info, init_from
         self.device = info.device
         self.loss_cfg = config.loss_config()
         self.amp = use_autocast(config, self.device)
@@ -244,7 +207,12 @@ class _Run:
 
     def _build_model(self) -> None:
         torch.manual_seed(self.config.seed)  # identical initialisation on every rank
-        model = build_model_for(self.config).to(self.device)
+        if self.init_from is not None:
+            from mama_core.model.io import load_model_dir
+
+            model = load_model_dir(self.init_from, str(self.device))[0]
+        else:
+            model = build_model_for(self.config).to(self.device)
         model.train()
         self.bare = model
         optim = self.config.optim
@@ -252,14 +220,17 @@ class _Run:
                   if optim.decay_all else param_groups(model, optim.weight_decay))
         self.optimizer = torch.optim.AdamW(groups, lr=optim.lr,
                                            betas=optim.betas, eps=optim.eps)
-        schedule = WarmupCosine(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.scheduler = self._scheduler(0)
         self.model = model
         if self.info.enabled:
             # find_unused_parameters: before step delta the local heads get no gradient.
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                              find_unused_parameters=True)
+
+    def _scheduler(self, done_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+        optim = self.config.optim
+        return cosine_scheduler(self.optimizer, optim.warmup_steps, optim.max_steps, optim.min_lr_ratio, done_steps)
 
     def _fresh(self) -> int:
         # Per-rank dropout streams, reproducible from the seed.
@@ -271,13 +242,9 @@ class _Run:
         if ckpt is None:
             return self._fresh()
         state = load_checkpoint(ckpt, self.bare, self.optimizer, self.scheduler)
-        # LambdaLR restores the schedule object's own fields from the checkpoint; the schedule
-        # must follow this run's config, so that `--resume --max-steps N` really extends it.
-        optim = self.config.optim
-        self.scheduler.lr_lambdas[0].__init__(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
-        for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
-            group["lr"] = base * fn(self.scheduler.last_epoch)
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        # The schedule follows this run's config, not the checkpoint's, so that
+        # `--resume --max-steps N` really extends it: rebuilt at the restored position.
+        self.scheduler = self._scheduler(self.scheduler.last_epoch)
         saved = TrainConfig.from_dict(state["config"]).model_config()
         if saved is not None and saved.to_dict() != self.config.model_config().to_dict():
             raise ConfigError("the model config differs from the checkpoint's; resume with the "
@@ -427,20 +394,23 @@ def _loop(run: _Run, stop: Callable[[], bool]) -> Iterator[StepReport]:
 
 
 def train(config: TrainConfig, records: Sequence, out_dir: str | Path, resume: bool = False,
-          stop: StopFlag = None) -> Iterator[StepReport]:
+          stop: StopFlag = None, init_from: str | Path | None = None) -> Iterator[StepReport]:
     """Train MaMA on `records` into `out_dir`, yielding a report every `log_every` steps.
 
     `out_dir` receives config.yaml, metrics.csv, checkpoints/ and, when the run reaches
     max_steps, the exported model directory `model/`. `stop` (a callable or a
     threading.Event) is polled before every step: the run then checkpoints and returns.
+    `init_from`: a model directory whose weights start the run (continued pre-training)
+    instead of a fresh model built from `config.model`, which must describe that model.
     Under torchrun every process calls this; only rank 0 writes files.
     """
     info = ddp.init_distributed(config.device)
     try:
         with determinism(config, info.device):
-            run = _Run(config, records, Path(out_dir), resume, info)
+            run = _Run(config, records, Path(out_dir), resume, info,
+                       Path(init_from) if init_from is not None else None)
             try:
-                yield from _loop(run, _stop_fn(stop))
+                yield from _loop(run, lambda: should_stop(stop))
             finally:
                 run.close()
     finally:

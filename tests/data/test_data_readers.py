@@ -166,9 +166,8 @@ def _write_mg(path: Path, study_uid: str, laterality: str, view: str) -> None:
 
 
 def test_dicom_folder_without_tables(tmp_path):
-    dicom = pytest.importorskip("mama_core.dicom")
-    if not hasattr(dicom, "find_studies"):
-        pytest.skip("mama_core.dicom.find_studies not available yet")
+    from mama_core import dicom
+
     for laterality in "LR":
         for view in ("CC", "MLO"):
             _write_mg(tmp_path / f"{laterality}{view}.dcm", "1.2.3.4", laterality, view)

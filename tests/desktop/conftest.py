@@ -28,7 +28,8 @@ def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def studies_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two real synthetic four-view MG studies (mama_core.synthetic), 192 rows high."""
-    synthetic = pytest.importorskip("mama_core.synthetic")
+    from mama_core import synthetic
+
     out = tmp_path_factory.mktemp("studies")
     synthetic.generate_studies(out, 2, seed=7, rows=192)
     return out
@@ -46,9 +47,9 @@ def studies_copy(studies_dir: Path, tmp_path: Path) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init model directory: tiny DINOv2 + the real MiniLM text encoder. Its maps are
     meaningless but real: the whole Predictor path runs."""
-    model = pytest.importorskip("mama_core.model")
-    pytest.importorskip("mama_core.inference")
     import torch
+
+    from mama_core import model
 
     torch.manual_seed(0)
     cfg = model.ModelConfig(

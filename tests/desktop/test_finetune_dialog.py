@@ -32,7 +32,8 @@ PROCESS_TIMEOUT_MS = 90_000
 @pytest.fixture(scope="session")
 def ft_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight synthetic four-view studies (an EMBED-style folder with density labels)."""
-    synthetic = pytest.importorskip("mama_core.synthetic")
+    from mama_core import synthetic
+
     out = tmp_path_factory.mktemp("ft-studies") / "embed"
     synthetic.generate_studies(out, 8, seed=3, rows=256)
     return out

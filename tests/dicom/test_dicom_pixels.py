@@ -18,8 +18,7 @@ from . import make
 
 def _real(name: str) -> str:
     path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"{name} not installed (pydicom-data)")
+    assert path is not None, f"{name} missing: pydicom-data is a dev dependency"
     return str(path)
 
 

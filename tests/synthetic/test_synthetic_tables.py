@@ -65,7 +65,8 @@ def test_clinical_rows_carry_the_finding_codes(small_set):
 
 def test_embed_reader_labels_every_image(small_set):
     """The project's own EMBED reader joins the two tables into labelled records."""
-    embed = pytest.importorskip("mama_core.data.embed")
+    from mama_core.data import embed
+
     root, summary = small_set
     truth = {e["path"]: e for e in read_truth(root)}
     records = embed.load_embed(root / "metadata.csv", root / "clinical.csv")

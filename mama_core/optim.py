@@ -1,0 +1,86 @@
+"""The optimisation pieces every training loop shares (pre-training, fine-tuning, linear
+probes, evaluation): the learning-rate schedule, class balancing, the device choice and the
+stop flag. Parameter groups (which weights decay) live in `mama_core.model.params`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+import torch
+
+StopFlag = Callable[[], bool] | Any | None  # a threading.Event, anything with is_set(), or a callable
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.0) -> float:
+    """LR multiplier: linear warm-up over `warmup` steps, then cosine decay from 1 to `floor`
+    at `total` (the paper's schedule, docs/method.md)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def cosine_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int, floor: float = 0.0,
+                     done_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR over `warmup_cosine`, positioned after `done_steps` optimiser steps.
+
+    The multiplier is a plain function, which LambdaLR leaves out of its state_dict: a resumed
+    run follows its own config (a larger `max_steps` extends the schedule) rather than the
+    checkpoint's. Resuming = load the optimiser state, then build this with `done_steps`; it
+    needs the `initial_lr` the first scheduler wrote into the optimiser's groups."""
+
+    def multiplier(step: int) -> float:
+        return warmup_cosine(step, warmup, total, floor)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier, last_epoch=done_steps - 1)
+
+
+# --------------------------------------------------------------------------- class balancing
+
+
+def inverse_class_frequency(labels: Sequence[Hashable]) -> np.ndarray:
+    """1 / (number of samples of its class) per sample, float64: each class present carries
+    the same total weight (missing labels, e.g. None, form their own class)."""
+    values = [v.item() if isinstance(v, np.generic) else v for v in labels]
+    counts = Counter(values)
+    return np.array([1.0 / counts[v] for v in values], dtype=np.float64)
+
+
+def balanced_probs(labels: Sequence[Hashable]) -> np.ndarray:
+    """Per-sample draw probabilities (summing to 1) so each class is drawn equally often."""
+    weights = inverse_class_frequency(labels)
+    return weights / weights.sum()
+
+
+# --------------------------------------------------------------------------- device
+
+
+def auto_device(device: str | torch.device | None) -> torch.device:
+    """'auto' (or None): the GPU when CUDA is available, else the CPU; anything else as given."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# --------------------------------------------------------------------------- stop flag
+
+
+def should_stop(stop: StopFlag) -> bool:
+    """Poll a job's stop flag (None: never stop)."""
+    if stop is None:
+        return False
+    if hasattr(stop, "is_set"):
+        return bool(stop.is_set())
+    return bool(stop())
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its stop flag is seen; the job's entry point turns it into
+    its final 'cancelled' report, so callers never see an exception for a cancel they asked for."""
