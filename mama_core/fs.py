@@ -94,8 +94,10 @@ def scratch_name(kind: str, name: str = "") -> str:
 # --------------------------------------------------------------------------- files
 
 
-def write_with(target: str | Path, write: Callable[[Path], None], fault: str | None = None) -> Path:
-    """Atomically create or replace `target` with what `write(tmp_path)` writes there."""
+def write_with(target: str | Path, write: Callable[[Path], None], fault: str | None = None,
+               mode: int = 0o644) -> Path:
+    """Atomically create or replace `target` with what `write(tmp_path)` writes there; the
+    file gets `mode` (0o600 for files that hold secrets) before it becomes visible."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=f"-{target.name}", dir=target.parent)
@@ -104,6 +106,7 @@ def write_with(target: str | Path, write: Callable[[Path], None], fault: str | N
     try:
         write(tmp)
         fault_point(fault, partial=tmp)
+        os.chmod(tmp, mode)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -114,7 +117,7 @@ def write_with(target: str | Path, write: Callable[[Path], None], fault: str | N
     return target
 
 
-def write_bytes(target: str | Path, data: bytes, fault: str | None = None) -> Path:
+def write_bytes(target: str | Path, data: bytes, fault: str | None = None, mode: int = 0o644) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             half = len(data) // 2
@@ -123,7 +126,7 @@ def write_bytes(target: str | Path, data: bytes, fault: str | None = None) -> Pa
             fault_point(fault)  # half the data is in the temporary file
             fh.write(data[half:])
 
-    return write_with(target, write)
+    return write_with(target, write, mode=mode)
 
 
 def write_text(target: str | Path, text: str, fault: str | None = None) -> Path:

@@ -120,7 +120,7 @@ def _lesions(path: Path, image: Any) -> list:
 def _tags(path: Path) -> list[tuple[str, str, str]]:
     try:
         return engine.tags_for_display(path)
-    except (ImportError, MamaError) as exc:
+    except MamaError as exc:
         return [("", "error", str(exc))]
 
 

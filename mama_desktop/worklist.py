@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
+import io
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mama_core import paths
+from mama_core import fs, paths
 
 from .predictions import short_prediction
 from .state import AppState
@@ -62,15 +62,12 @@ def parse_label(task: str, text: str) -> int | None:
 
 def write_labels_csv(labels: dict[str, dict[str, int]], path: Path) -> Path:
     """study_id,birads,density rows (the simple format of `mama finetune --labels`), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(LABEL_FIELDS)
-        for uid, values in sorted(labels.items()):
-            writer.writerow([uid, values.get("birads", ""), values.get("density", "")])
-    os.replace(tmp, path)
-    return path
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(LABEL_FIELDS)
+    for uid, values in sorted(labels.items()):
+        writer.writerow([uid, values.get("birads", ""), values.get("density", "")])
+    return fs.write_text(path, buffer.getvalue())
 
 
 def read_labels_csv(path: Path) -> dict[str, dict[str, int]]:

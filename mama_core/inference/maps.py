@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import torch
 
+from mama_core import fs
 from mama_core.errors import ModelError
 from mama_core.inference.types import ImageFeatures
 from mama_core.preprocess import patch_map_to_content, resize_to_square
@@ -181,8 +182,6 @@ def calibrate_threshold(predictor: "Predictor", studies: Iterable, sentences: It
 def _write_calibration(model_dir: Path, result: dict) -> None:
     path = model_dir / CALIBRATION_FILE
     try:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(path)
+        fs.write_json(path, result, indent=2)
     except OSError as exc:
         raise ModelError(f"cannot write calibration ({exc}); the model directory may be read-only", path=path) from None

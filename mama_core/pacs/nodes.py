@@ -159,7 +159,7 @@ def save_settings(settings: PacsSettings, path: Path | None = None) -> Path:
 
     path = path or settings_path()
     data = {"auto_priors": settings.auto_priors, "nodes": {n: asdict(node) for n, node in sorted(settings.nodes.items())}}
-    write_bytes_atomic(path, json.dumps(data, indent=2).encode("utf-8"), mode=0o600)
+    write_bytes_atomic(path, json.dumps(data, indent=2).encode("utf-8"), mode=0o600)  # it may hold passwords or tokens
     return path
 
 

@@ -10,40 +10,24 @@ process are swept before the next retrieve into that folder.
 from __future__ import annotations
 
 import io
-import os
 import re
-import uuid
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from mama_core import fs
 from mama_core.errors import DataError
 
-PART_SUFFIX = ".part"
 _UID_RE = re.compile(r"^[0-9.]{1,64}$")
 
 
-def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> Path:
-    """Write `data` to `path` all at once: temp file in the same folder, fsync, rename.
-
-    (The other atomic writers in the tree are format-specific: JSON in registry.py, .npy in
-    training/cache.py; this is the byte-level one.)"""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}")
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """`fs.write_bytes` (temp file in the same folder, fsync, rename), with a failure to write
+    (disk full, read-only) as a DataError naming the file; the previous file is untouched."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is None else mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is None:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:  # disk full, read-only: the previous file (if any) is untouched
-        tmp.unlink(missing_ok=True)
+        return fs.write_bytes(path, data, fault="pacs.instance", mode=mode)
+    except OSError as exc:
         raise DataError(f"cannot write: {exc.strerror or exc}", path=path) from None
-    return path
 
 
 def dataset_bytes(ds: Dataset) -> bytes:
@@ -77,11 +61,6 @@ def save_instance(folder: Path, ds: Dataset) -> Path:
     return write_bytes_atomic(instance_path(folder, ds.SOPInstanceUID), dataset_bytes(ds))
 
 
-def sweep_partials(folder: Path) -> int:
-    """Delete temporaries a killed process left behind; how many there were."""
-    if not folder.is_dir():
-        return 0
-    stale = [p for p in folder.glob(f".*{PART_SUFFIX}") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return len(stale)
+def sweep_partials(folder: Path) -> None:
+    """Delete temporaries a killed process left behind (those of live processes stay)."""
+    fs.sweep_orphans(folder)

@@ -44,7 +44,7 @@ def test_get_with_priors_lands_readable_files_once(kind, mode, orthanc, web_node
     # A second run fetches nothing: every file is already local.
     again = list(retrieve_study(node, st["current"], root=tmp_path))
     assert again[-1].finished and again[-1].already_local == 4 and again[-1].fetched == 0
-    assert not list(tmp_path.rglob("*.part"))
+    assert not list(tmp_path.rglob(".tmp-*"))
 
 
 def test_stop_flag_cancels_between_files_and_resume_completes(orthanc, web_node, tmp_path):
