@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from mama_core.commands._output import print_json
 
 NAME = "eval"
@@ -31,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write results JSON here")
     parser.add_argument("--markdown", default=None, help="write the markdown table here")
+    parser.add_argument("--reliability", default=None, metavar="DIR",
+                        help="write reliability diagrams (PNG, before/after temperature scaling) per task here")
 
 
 def _config(args):
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if any(t != "localization" for t in args.task):
         cfg = _config(args)
         results = evaluate(predictor, load_eval_records(args.data, args.labels), cfg)
-        table = markdown_table(results, predictor.name)
+        table = markdown_table(results, predictor.name) + _calibration_lines(results, args.reliability)
     doc = {"data": str(args.data), "results": results, "markdown": table}
     if "localization" in args.task:
         doc["localization"] = _localization(predictor, args)
@@ -69,6 +73,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table)
     return 0
+
+
+def _calibration_lines(results: list[dict], png_dir: str | None) -> str:
+    """'ECE before and after calibration' per task, the notes in words, and optional PNGs."""
+    from mama_core.evaluation.calibration import ReliabilityBins, ece_line, plot_reliability
+
+    lines = []
+    for r in results:
+        cal = r.get("calibration")
+        if cal:
+            lines.append(ece_line(r["task"], cal))
+            if png_dir:
+                bins = {k: ReliabilityBins(*(np.array(cal[f"bins_{k}"][f], dtype=float)
+                                             for f in ("edges", "confidence", "accuracy", "count")))
+                        for k in ("before", "after")}
+                out = plot_reliability(bins, Path(png_dir) / f"reliability-{r['task']}-{r['mode']}.png",
+                                       title=f"{r['task']} ({r['mode']}, {r['model']})")
+                lines.append(f"  reliability diagram: {out}")
+        lines += [f"{r['task']}: note: {n}" for n in r.get("notes", [])]
+        if r.get("notice"):
+            lines.append(f"NOTE: {r['notice']}")
+    return ("\n" + "\n".join(dict.fromkeys(lines)) + "\n") if lines else ""
 
 
 def _localization(predictor, args) -> dict:

@@ -66,24 +66,37 @@ def _real_files():
     return cbis, cr
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (DEMO / ood.OOD_JSON).is_file(), reason="the demo model or its OOD statistics are absent")
-def test_demo_ood_separates_real_mammograms_from_unseen_synthetic(tmp_path_factory):
-    from sklearn.metrics import roc_auc_score
+needs_demo = pytest.mark.skipif(not (DEMO / ood.OOD_JSON).is_file(),
+                                reason="the demo model or its OOD statistics are absent")
 
-    from mama_core.dicom import find_studies, read_image
-    from mama_core.inference import Predictor
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory):
     from mama_core.synthetic import generate_studies
 
-    unseen = tmp_path_factory.mktemp("ood") / "seed-4321"
-    generate_studies(unseen, 12, seed=4321, rows=1024)
+    out = tmp_path_factory.mktemp("ood") / "seed-4321"
+    generate_studies(out, 12, seed=4321, rows=1024)
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from mama_core.inference import Predictor
+
+    return Predictor.load("demo", device="cpu", cache_size=128)
+
+
+@pytest.mark.slow
+@needs_demo
+def test_demo_ood_separates_real_mammograms_from_unseen_synthetic(demo, unseen):
+    from sklearn.metrics import roc_auc_score
+
+    from mama_core.dicom import find_studies
+
     synthetic = [p for s in find_studies(unseen) for p in s.images.values()]
     cbis, cr = _real_files()
     assert len(cbis) == 8 and len(cr) == 8
-    for f in cbis + cr:
-        read_image(f)  # each real file reads through the project's DICOM reader
-    demo = Predictor.load("demo", device="cpu")
-    demo.prefetch(synthetic + cbis + cr)
+    demo.prefetch(synthetic + cbis + cr)  # reads every file with mama_core.dicom.read_image
     score = lambda paths: demo.ood_stats.scores(np.stack([demo.image_features(p).image_global.numpy()  # noqa: E731
                                                           for p in paths]))
     s_syn, s_cbis, s_cr = score(synthetic), score(cbis), score(cr)
@@ -99,3 +112,18 @@ def test_demo_ood_separates_real_mammograms_from_unseen_synthetic(tmp_path_facto
     one = demo.predict(cbis[0]).to_json()  # what `mama predict --json` prints for a real file
     assert one["ood"]["flagged"] is True and all(v["ood"]["flagged"] for v in one["views"].values())
     assert "synthetic phantoms" in one["notice"]
+
+
+@pytest.mark.slow
+@needs_demo
+def test_temperature_lowers_ece_on_held_out_synthetic(demo, unseen):
+    """Zero-shot BI-RADS of the demo (at chance, yet confident) on unseen studies: a
+    temperature fitted on half of the patients lowers the ECE of the other half."""
+    from mama_core.data import load_records
+    from mama_core.evaluation.calibration import cross_fitted_report
+
+    records = [r for r in load_records(unseen) if r.birads is not None]
+    probs = np.stack([demo.task_probs(demo.image_features(r.path), "birads", calibrated=False) for r in records])
+    report = cross_fitted_report([r.birads for r in records], probs, [r.patient_id for r in records])
+    print(f"BI-RADS zero-shot ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f} (T {report['temperature']:.2f})")
+    assert report["ece_after"] < report["ece_before"]
