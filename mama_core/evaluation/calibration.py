@@ -28,8 +28,9 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 DEFAULT_BINS = 10
-# Search range for T: below 0.05 or above 20 a fit only says the held-out set was too small.
-T_BOUNDS = (0.05, 20.0)
+# Search range for T: a fit at either end says the scores carry (almost) no information
+# or the held-out set was too small.
+T_BOUNDS = (0.05, 100.0)
 
 
 @dataclass
