@@ -28,6 +28,9 @@ def test_finetune_json_then_models(studies, registry_with_tiny, capsys, tmp_path
     assert "balanced_accuracy" in comparison["new"]["ci95"] and "balanced_accuracy" in comparison["delta_ci95"]
     new_id = summary["version_id"]
     assert registry.active_id() == tiny_id
+    new_dir = registry.get(new_id).model_dir  # the new model carries its trust statistics
+    assert (new_dir / "ood.json").is_file() and (new_dir / "ood.safetensors").is_file()
+    assert json.loads((new_dir / "temperature.json").read_text())["tasks"]["density"]["method"] == "probe"
 
     assert main(["models", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
