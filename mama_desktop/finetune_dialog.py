@@ -381,7 +381,9 @@ class ComparisonView(QWidget):
                 self.metrics.setItem(row, column, QTableWidgetItem(text))
         fit_height(self.metrics)
         self._show_confusions(report.get("classes") or [], old, new)
-        self.note.setText(report.get("note", "") + "; [ ] = 95 % bootstrap interval")
+        notices = sorted(set((report.get("notices") or {}).values()))
+        self.note.setText(report.get("note", "") + "; [ ] = 95 % bootstrap interval"
+                          + "".join(f"\n{n}" for n in notices))
         self._show_verdict(report)
 
     def _show_verdict(self, report: dict) -> None:

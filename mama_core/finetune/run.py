@@ -106,6 +106,7 @@ def _run(cfg: FinetuneConfig, data: Any, labels: Any, stop: StopFlag, clock: Clo
     comparison = comparison_report(cfg.task, cfg.mode, y_val, new_probs, new_method, baseline_probs,
                                    method_of(baseline, cfg.task), baseline.label)
     yield from _trust_statistics(cfg, local, feats, loaded, cache, device, clock, stop, out, y_val, new_probs)
+    comparison.update(_notices(base, baseline))
     yield from _register(cfg, local, base, baseline, comparison, best, out, clock, stop)
 
 
@@ -305,6 +306,14 @@ def _continue_pretraining(loaded: Loaded, local: LocalData, cache: Any, device: 
 
 
 # --------------------------------------------------------------------------- trust statistics
+
+
+def _notices(base: ModelRef, baseline: ModelRef) -> dict:
+    """The demo model says what it is wherever its outputs appear, reports included."""
+    from mama_core.inference.predictor import model_notice
+
+    notes = {k: model_notice(ref.dir) for k, ref in (("new", base), ("baseline", baseline))}
+    return {"notices": {k: v for k, v in notes.items() if v}} if any(notes.values()) else {}
 
 
 def _trust_statistics(cfg: FinetuneConfig, local: LocalData, feats: np.ndarray, loaded: Loaded, cache: Any,

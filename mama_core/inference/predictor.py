@@ -263,8 +263,7 @@ class Predictor:
         """What users must be told about this model wherever its outputs appear: set for the
         demo model and for anything sharing its image encoder (a probe fitted on top of it)."""
         if self._notice is None:
-            same = weights_fingerprint(self.model_dir, skip=NOT_WEIGHTS) == demo_fingerprint()
-            self._notice = DEMO_NOTICE if same else ""
+            self._notice = model_notice(self.model_dir) or ""
         return self._notice or None
 
     def predict(self, study: Any) -> StudyPrediction:
@@ -304,6 +303,13 @@ def demo_fingerprint() -> str | None:
         path = resources_dir() / "models" / "demo"
         _DEMO_FINGERPRINT.append(weights_fingerprint(path, skip=NOT_WEIGHTS) if (path / "config.json").is_file() else None)
     return _DEMO_FINGERPRINT[0]
+
+
+def model_notice(model_dir: str | Path) -> str | None:
+    """DEMO_NOTICE when the directory holds the demo's weights (a registry copy or a probe
+    on top of it included), else None."""
+    demo = demo_fingerprint()
+    return DEMO_NOTICE if demo is not None and weights_fingerprint(Path(model_dir), skip=NOT_WEIGHTS) == demo else None
 
 
 def weights_fingerprint(model_dir: Path, skip: tuple[str, ...] = STATS_FILES) -> str:

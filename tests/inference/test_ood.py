@@ -127,3 +127,23 @@ def test_temperature_lowers_ece_on_held_out_synthetic(demo, unseen):
     report = cross_fitted_report([r.birads for r in records], probs, [r.patient_id for r in records])
     print(f"BI-RADS zero-shot ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f} (T {report['temperature']:.2f})")
     assert report["ece_after"] < report["ece_before"]
+
+
+def test_mama_calibrate_then_predict_json(model_copy, studies_dir, capsys):
+    """`mama calibrate --what ood temperature` on a labelled folder, then `mama predict --json`
+    carries `ood` per view and per study and the temperatures it applied."""
+    import json
+
+    from mama_core.cli import main
+
+    assert main(["calibrate", str(model_copy), str(studies_dir), "--what", "ood", "temperature", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ood"]["n_heldout_studies"] == 1 and doc["temperature"]["density"]["temperature"] > 0
+    assert main(["predict", str(studies_dir), "--model", str(model_copy), "--device", "cpu", "--json"]) == 0
+    preds = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(preds) == 2
+    for pred in preds:
+        assert set(pred["ood"]) >= {"score", "threshold", "flagged", "views_flagged"}
+        assert all(isinstance(v["ood"]["flagged"], bool) for v in pred["views"].values())
+        assert pred["calibration"]["density"] == doc["temperature"]["density"]["temperature"]
+        assert "notice" not in pred  # not the demo model
