@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _calibration_lines(results: list[dict], png_dir: str | None) -> str:
-    """'ECE before and after calibration' per task, the notes in words, and optional PNGs."""
+    """'ECE before and after calibration' per task (the notes, in words, are in the table),
+    the model's notice, and optional reliability PNGs."""
     from mama_core.evaluation.calibration import ReliabilityBins, ece_line, plot_reliability
 
     lines = []
@@ -91,7 +92,6 @@ def _calibration_lines(results: list[dict], png_dir: str | None) -> str:
                 out = plot_reliability(bins, Path(png_dir) / f"reliability-{r['task']}-{r['mode']}.png",
                                        title=f"{r['task']} ({r['mode']}, {r['model']})")
                 lines.append(f"  reliability diagram: {out}")
-        lines += [f"{r['task']}: note: {n}" for n in r.get("notes", [])]
         if r.get("notice"):
             lines.append(f"NOTE: {r['notice']}")
     return ("\n" + "\n".join(dict.fromkeys(lines)) + "\n") if lines else ""
