@@ -308,8 +308,15 @@ def demo_fingerprint() -> str | None:
 def model_notice(model_dir: str | Path) -> str | None:
     """DEMO_NOTICE when the directory holds the demo's weights (a registry copy or a probe
     on top of it included), else None."""
-    demo = demo_fingerprint()
-    return DEMO_NOTICE if demo is not None and weights_fingerprint(Path(model_dir), skip=NOT_WEIGHTS) == demo else None
+    demo_dir, d = resources_dir() / "models" / "demo", Path(model_dir)
+    if not (demo_dir / "config.json").is_file():
+        return None
+    if d.resolve() == demo_dir.resolve():
+        return DEMO_NOTICE
+    mine, demo = d / "model.safetensors", demo_dir / "model.safetensors"
+    if not mine.is_file() or mine.stat().st_size != demo.stat().st_size:  # cheap: no hashing for other models
+        return None
+    return DEMO_NOTICE if weights_fingerprint(d, skip=NOT_WEIGHTS) == demo_fingerprint() else None
 
 
 def weights_fingerprint(model_dir: Path, skip: tuple[str, ...] = STATS_FILES) -> str:
