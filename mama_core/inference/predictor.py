@@ -8,6 +8,10 @@
   When the model directory holds probe heads (`heads/<task>.safetensors` + `.json`, see
   `mama_core.inference.heads`) those are used instead and `method` is "probe".
   Aggregation over views and sides: see `mama_core.inference.aggregate`.
+  Every prediction also carries an out-of-distribution verdict per view and per study
+  (`mama_core.inference.ood`; "unknown" when the model directory has no statistics), the
+  temperatures applied to its probabilities (`temperature.json`, see
+  `mama_core.evaluation.calibration`) and, for the demo model, a notice saying what it is.
 - `similarity_maps(study, sentences)`: per view, the cosine between each sentence's local
   embedding and each patch embedding on the native pixel grid (see `maps`).
 - Image features are computed once per file and kept in an LRU cache keyed by
