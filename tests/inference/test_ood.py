@@ -72,25 +72,10 @@ needs_demo = pytest.mark.skipif(not (DEMO / ood.OOD_JSON).is_file(),
                                 reason="the demo model or its OOD statistics are absent")
 
 
-@pytest.fixture(scope="module")
-def unseen(tmp_path_factory):
-    from mama_core.synthetic import generate_studies
-
-    out = tmp_path_factory.mktemp("ood") / "seed-4321"
-    generate_studies(out, 12, seed=4321, rows=1024)
-    return out
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from mama_core.inference import Predictor
-
-    return Predictor.load("demo", device="cpu", cache_size=128)
-
-
 @pytest.mark.slow
 @needs_demo
 def test_demo_ood_separates_real_mammograms_from_unseen_synthetic(demo, unseen):
+    # `demo` and `unseen` (seed 4321, 12 studies, 1024 rows): session fixtures in conftest.py
     from sklearn.metrics import roc_auc_score
 
     from mama_core.dicom import find_studies
