@@ -722,6 +722,8 @@ class FinetuneDialog(QDialog):
         self.progress.setRange(0, 0)  # busy until the first report gives counts
         self.phase_label.setText("Starting the fine-tuning process…")
         self.eta_label.setText("")
+        self.activate_anyway.setChecked(False)  # an override never carries over to the next run
+        self.activate_anyway.setVisible(False)
 
     def _set_running(self, running: bool) -> None:
         self.form_box.setEnabled(not running)
@@ -835,7 +837,7 @@ class FinetuneDialog(QDialog):
         self.activated.emit(version_id)
 
     def _activate_failed(self, exc: BaseException) -> None:
-        self.activate_button.setEnabled(True)
+        self._update_activate()
         self.keep_button.setEnabled(True)
         QMessageBox.warning(self, "Activate", describe_error(exc)[0])
 
