@@ -20,6 +20,7 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -301,6 +302,15 @@ class TrainingCurve(pg.PlotWidget):
         return float(self._offset + step)
 
 
+WARNING_COLOUR = "#f6b26b"
+
+
+def _with_ci(side: dict, key: str) -> str:
+    """A metric with its 95 % bootstrap interval when the report has one."""
+    ci = (side.get("ci95") or {}).get(key)
+    return _number(side.get(key)) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
 def _number(value: Any, digits: int = 3) -> str:
     if value is None:
         return "n/a"
@@ -348,9 +358,14 @@ class ComparisonView(QWidget):
         self.note = QLabel(wordWrap=True)
         self.note.setObjectName("Muted")
         self.title = QLabel()
+        self.counts = QLabel(wordWrap=True)
+        self.verdict = QLabel(wordWrap=True)  # the comparison's verdict in words (finetune.compare.judge)
+        self.recommended = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
+        layout.addWidget(self.counts)
+        layout.addWidget(self.verdict)
         layout.addWidget(self.metrics)
         layout.addLayout(self.confusions)
         layout.addWidget(self.note)
@@ -362,11 +377,27 @@ class ComparisonView(QWidget):
         current = Path(str(old.get("model") or "")).name or "?"
         self.metrics.setHorizontalHeaderLabels(["Metric", f"Current active model ({current})", "New model"])
         for row, (title, key) in enumerate(METRIC_ROWS):
-            for column, text in enumerate((title, _number(old.get(key)), _number(new.get(key)))):
+            for column, text in enumerate((title, _with_ci(old, key), _with_ci(new, key))):
                 self.metrics.setItem(row, column, QTableWidgetItem(text))
         fit_height(self.metrics)
         self._show_confusions(report.get("classes") or [], old, new)
-        self.note.setText(report.get("note", ""))
+        notices = sorted(set((report.get("notices") or {}).values()))
+        self.note.setText(report.get("note", "") + "; [ ] = 95 % bootstrap interval"
+                          + "".join(f"\n{n}" for n in notices))
+        self._show_verdict(report)
+
+    def _show_verdict(self, report: dict) -> None:
+        counts = report.get("class_counts") or {}
+        self.counts.setText("Held-out images per class: " + ", ".join(f"{c}: {n}" for c, n in counts.items()))
+        verdict = report.get("verdict") or {}
+        self.recommended = bool(verdict.get("activate_recommended"))
+        reasons = "; ".join(verdict.get("reasons", [])) or "this report carries no verdict"
+        if verdict.get("winner") is None:
+            self.verdict.setText(f"<b>No winner.</b> {reasons}.")
+        else:
+            self.verdict.setText(f"<b>{'New model' if verdict['winner'] == 'new' else 'Current model'} is better.</b> "
+                                 f"{reasons}.")
+        self.verdict.setStyleSheet("" if self.recommended else f"color: {WARNING_COLOUR};")
 
     def _show_confusions(self, classes: list, old: dict, new: dict) -> None:
         while self.confusions.count():
@@ -521,7 +552,12 @@ class FinetuneDialog(QDialog):
         layout.addWidget(self.comparison)
         self.activate_button = QPushButton("Activate the new model")
         self.keep_button = QPushButton("Keep current")
+        # Explicit override: shown only when the comparison names no winner, unchecked by default.
+        self.activate_anyway = QCheckBox("Allow activation although the comparison names no winner")
+        self.activate_anyway.setVisible(False)
+        self.activate_anyway.toggled.connect(self._update_activate)
         row = QHBoxLayout()
+        row.addWidget(self.activate_anyway)
         row.addStretch(1)
         row.addWidget(self.keep_button)
         row.addWidget(self.activate_button)
@@ -686,6 +722,8 @@ class FinetuneDialog(QDialog):
         self.progress.setRange(0, 0)  # busy until the first report gives counts
         self.phase_label.setText("Starting the fine-tuning process…")
         self.eta_label.setText("")
+        self.activate_anyway.setChecked(False)  # an override never carries over to the next run
+        self.activate_anyway.setVisible(False)
 
     def _set_running(self, running: bool) -> None:
         self.form_box.setEnabled(not running)
@@ -726,7 +764,9 @@ class FinetuneDialog(QDialog):
         self.version_id = summary.get("version_id")
         if self.version_id and summary.get("comparison"):
             self.comparison.show_report(summary["comparison"])
-            self.activate_button.setEnabled(True)
+            self.activate_anyway.setChecked(False)
+            self.activate_anyway.setVisible(not self.comparison.recommended)
+            self._update_activate()
             self.keep_button.setEnabled(True)
             self.tabs.setTabEnabled(1, True)
             self.tabs.setCurrentIndex(1)
@@ -786,13 +826,18 @@ class FinetuneDialog(QDialog):
         self.runner.start(engine.activate_version, version, on_done=self._activated,
                           on_error=self._activate_failed)
 
+    def _update_activate(self) -> None:
+        """Activate is offered when the comparison recommends it, or after the explicit override."""
+        self.activate_button.setEnabled(bool(self.version_id) and
+                                        (self.comparison.recommended or self.activate_anyway.isChecked()))
+
     def _activated(self, version_id: str) -> None:
         self.log(f"{version_id} is now the active model")
         self.phase_label.setText(f"Active model: {version_id}")
         self.activated.emit(version_id)
 
     def _activate_failed(self, exc: BaseException) -> None:
-        self.activate_button.setEnabled(True)
+        self._update_activate()
         self.keep_button.setEnabled(True)
         QMessageBox.warning(self, "Activate", describe_error(exc)[0])
 

@@ -16,6 +16,8 @@ DENSITY_LABELS = ["A", "B", "C", "D"]  # tissueden 1-4
 DENSITY_NAMES = ["almost entirely fatty", "scattered fibroglandular", "heterogeneously dense", "extremely dense"]
 BAR_COLOUR = "#6fa8dc"
 TOP_COLOUR = "#f6b26b"
+GREY_COLOUR = "#5f6368"  # bars of images outside the model's experience
+OOD_STYLE = "background: #b45f06; color: white; font-weight: bold; padding: 3px; border-radius: 3px;"
 
 
 class BarChart(pg.PlotWidget):
@@ -35,7 +37,7 @@ class BarChart(pg.PlotWidget):
         self.bars: pg.BarGraphItem | None = None
         self.values = np.zeros(len(labels))
 
-    def set_values(self, values: np.ndarray | None) -> None:
+    def set_values(self, values: np.ndarray | None, greyed: bool = False) -> None:
         if self.bars is not None:
             self.removeItem(self.bars)
             self.bars = None
@@ -43,7 +45,8 @@ class BarChart(pg.PlotWidget):
             self.values = np.zeros(len(self.labels))
             return
         self.values = np.asarray(values, dtype=float).reshape(-1)[: len(self.labels)]
-        brushes = [pg.mkBrush(TOP_COLOUR if i == int(np.argmax(self.values)) else BAR_COLOUR)
+        top = int(np.argmax(self.values))
+        brushes = [pg.mkBrush(GREY_COLOUR if greyed else (TOP_COLOUR if i == top else BAR_COLOUR))
                    for i in range(len(self.values))]
         self.bars = pg.BarGraphItem(x=np.arange(len(self.values)), height=self.values, width=0.7, brushes=brushes)
         self.addItem(self.bars)
@@ -61,12 +64,22 @@ class PredictionsPanel(QWidget):
         self.density = BarChart("Density", DENSITY_LABELS)
         notice = QLabel("Research use only — not for diagnosis")
         notice.setObjectName("Notice")
+        self.ood_badge = QLabel("")  # out-of-distribution badge (mama_core.inference.ood)
+        self.ood_badge.setWordWrap(True)
+        self.ood_badge.setStyleSheet(OOD_STYLE)
+        self.ood_badge.hide()
+        self.model_notice = QLabel("")  # what the model is (e.g. the demo model's notice)
+        self.model_notice.setWordWrap(True)
+        self.model_notice.setObjectName("Muted")
+        self.model_notice.hide()
         form = QFormLayout()
         form.addRow("Model", self.model_label)
         form.addRow("Show", self.scope)
         layout = QVBoxLayout(self)
         layout.addWidget(notice)
         layout.addLayout(form)
+        layout.addWidget(self.ood_badge)
+        layout.addWidget(self.model_notice)
         layout.addWidget(self.birads)
         layout.addWidget(self.density)
         layout.addWidget(self.summary)
@@ -113,10 +126,46 @@ class PredictionsPanel(QWidget):
             return v.birads, v.density
         return p.birads, p.density
 
+    def selected_ood(self) -> Any | None:
+        """The OOD verdict of what is shown: the study's, one view's, or a side's (its most
+        unusual view); None when the prediction carries none."""
+        p = self.state.prediction
+        if p is None:
+            return None
+        scope = self.scope.currentText()
+        if scope.startswith("View "):
+            return getattr(p.views[scope[5:]], "ood", None)
+        if scope.startswith("Side "):
+            members = [v.ood for k, v in p.views.items() if k[:1] == scope[5:] and getattr(v, "ood", None)]
+            flagged = [o for o in members if o.flagged]
+            return flagged[0] if flagged else (members[0] if members else None)
+        return getattr(p, "ood", None)
+
+    def _show_trust(self) -> bool:
+        """Badge and notice for the current selection; True when the bars must be greyed."""
+        p, ood = self.state.prediction, self.selected_ood()
+        notice = getattr(p, "notice", None) if p is not None else None
+        self.model_notice.setText(f"ⓘ {notice}" if notice else "")
+        self.model_notice.setVisible(bool(notice))
+        flagged = bool(ood is not None and ood.flagged)
+        if flagged:
+            views = getattr(ood, "views_flagged", None)
+            which = f" ({', '.join(views)})" if views else ""
+            self.ood_badge.setText(f"⚠ Outside this model's experience{which}: these images are unlike the ones "
+                                   f"it was fitted to, so its probabilities do not apply "
+                                   f"(score {ood.score:.3f} > threshold {ood.threshold:.3f}).")
+        elif ood is not None and ood.flagged is None:
+            self.ood_badge.setText("Out-of-distribution check unavailable: this model has no statistics for it.")
+        self.ood_badge.setStyleSheet(OOD_STYLE if flagged else "")
+        self.ood_badge.setObjectName("" if flagged else "Muted")
+        self.ood_badge.setVisible(ood is not None and (flagged or ood.flagged is None))
+        return flagged
+
     def _show(self) -> None:
         sel = self.selected()
-        self.birads.set_values(None if sel is None else sel[0])
-        self.density.set_values(None if sel is None else sel[1])
+        greyed = self._show_trust()
+        self.birads.set_values(None if sel is None else sel[0], greyed)
+        self.density.set_values(None if sel is None else sel[1], greyed)
         if sel is None:
             self.summary.setText("No prediction yet." if self.state.predictor else "")
             return

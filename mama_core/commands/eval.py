@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from mama_core.commands._output import print_json
 from mama_core.commands._progress import JobProgress
 
@@ -35,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=None, metavar="DIR",
                         help="write a report folder: tables (Markdown, CSV), ROC / confusion / reliability / "
                              "pointing-game PNGs and report.html")
+    parser.add_argument("--reliability", default=None, metavar="DIR",
+                        help="write reliability diagrams (PNG, before/after temperature scaling) per task here")
 
 
 def _config(args):
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             store = FeatureStore(predictor)
             store.progress = lambda done, total: bar.update(done, total)
             results = evaluate(predictor, load_eval_records(args.data, args.labels), cfg, store=store)
-            table = markdown_table(results, predictor.name)
+            table = markdown_table(results, predictor.name) + _calibration_lines(results, args.reliability)
         if "localization" in args.task:
             bar.message("pointing game: computing the sentence's map on every view with a lesion")
             localization = _localization(predictor, args)
@@ -83,6 +87,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table)
     return 0
+
+
+def _calibration_lines(results: list[dict], png_dir: str | None) -> str:
+    """'ECE before and after calibration' per task (the notes, in words, are in the table),
+    the model's notice, and optional reliability PNGs."""
+    from mama_core.evaluation.calibration import ReliabilityBins, ece_line, plot_reliability
+
+    lines = []
+    for r in results:
+        cal = r.get("calibration")
+        if cal:
+            lines.append(ece_line(r["task"], cal))
+            if png_dir:
+                bins = {k: ReliabilityBins(*(np.array(cal[f"bins_{k}"][f], dtype=float)
+                                             for f in ("edges", "confidence", "accuracy", "count")))
+                        for k in ("before", "after")}
+                out = plot_reliability(bins, Path(png_dir) / f"reliability-{r['task']}-{r['mode']}.png",
+                                       title=f"{r['task']} ({r['mode']}, {r['model']})")
+                lines.append(f"  reliability diagram: {out}")
+        if r.get("notice"):
+            lines.append(f"NOTE: {r['notice']}")
+    return ("\n" + "\n".join(dict.fromkeys(lines)) + "\n") if lines else ""
 
 
 def _localization(predictor, args) -> dict:

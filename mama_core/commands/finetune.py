@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="linear-probe", choices=list(MODES))
     parser.add_argument("--model", default="active", help="'active' (default) or a model directory to start from")
     parser.add_argument("--name", help="name of the new version (default <task>-<mode>)")
-    parser.add_argument("--activate", action="store_true", help="make the new version the active model")
+    parser.add_argument("--activate", action="store_true",
+                        help="make the new version the active model when the comparison recommends it (a "
+                             "held-out set with two or more classes, enough images per class, and a clear win)")
+    parser.add_argument("--activate-anyway", action="store_true",
+                        help="make the new version the active model even when the comparison names no winner")
     parser.add_argument("--max-steps", type=int, help="optimiser steps (default per mode)")
     parser.add_argument("--epochs", type=float, help="passes over the training split (instead of --max-steps)")
     parser.add_argument("--lr", type=float, help="learning rate (default per mode)")
@@ -69,9 +73,27 @@ def _show(bar, report, shown: set) -> None:
         bar.message(f"[{report.phase}] {report.message}")
 
 
-def _summary(final, activated: bool) -> dict:
-    return {"summary": True, "version_id": final.version_id, "activated": activated,
+def _summary(final, activated: bool, why: str) -> dict:
+    verdict = (final.comparison or {}).get("verdict") or {}
+    return {"summary": True, "version_id": final.version_id, "activated": activated, "activation": why,
+            "winner": verdict.get("winner"), "activate_recommended": verdict.get("activate_recommended", False),
             "cancelled": final.cancelled, "comparison": final.comparison, "elapsed_s": round(final.elapsed_s, 2)}
+
+
+def _activation(final, args) -> tuple[bool, str]:
+    """(activate?, why in words): --activate follows the comparison's verdict; --activate-anyway overrides it."""
+    if final is None or not final.version_id:
+        return False, "nothing was registered"
+    verdict = (final.comparison or {}).get("verdict") or {}
+    reasons = "; ".join(verdict.get("reasons", []))
+    if args.activate_anyway:
+        return True, "activated on request (--activate-anyway)" + (f", although: {reasons}" if not
+                                                                   verdict.get("activate_recommended") else "")
+    if not args.activate:
+        return False, "not activated (pass --activate, or use `mama models activate`)"
+    if verdict.get("activate_recommended"):
+        return True, f"activated: {reasons}"
+    return False, f"not activated, the comparison names no winner: {reasons} (override: --activate-anyway)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,14 +108,14 @@ def run(args: argparse.Namespace) -> int:
                 print_json(report.to_json())
             else:
                 _show(bar, report, shown)
-    activated = False
-    if final is not None and final.version_id and args.activate:
+    activated, why = _activation(final, args)
+    if activated:
         Registry().activate(final.version_id)
-        activated = True
     if args.json:
-        print_json(_summary(final, activated))
+        print_json(_summary(final, activated, why))
     elif final is not None:
         print(final.message)
+        print(why)
         if activated:
             print(f"active model: {final.version_id}")
         elif final.version_id:

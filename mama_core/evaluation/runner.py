@@ -78,13 +78,18 @@ def _evaluate_task(predictor: Any, splits: dict, task: str, cfg: EvalConfig, sto
     if not test:
         raise DataError(f"no labelled test images for task '{task}' (check the data's labels)", field=task)
     train, y_train = labelled(splits["train"], task)
-    probs = _probabilities(predictor, task, cfg, store, train, y_train, test)
+    val, y_val = labelled(splits.get("val", []), task)
+    probs, val_probs = _probabilities(predictor, task, cfg, store, train, y_train, test, val)
     metrics = compute_metrics(y_test, probs, n_boot=cfg.n_boot, seed=cfg.seed)
+    counts = {str(c): int(np.sum(y_test == c)) for c in range(TASK_CLASSES[task])}
     result = {
         "task": task, "mode": cfg.mode, "fraction": cfg.fraction if cfg.mode != "zero-shot" else None,
         "model": predictor.name, "model_fingerprint": predictor.fingerprint,
         "n_train": len(train) if cfg.mode != "zero-shot" else 0, "n_test": len(test),
-        "metrics": metrics.to_json(), "notes": _notes(metrics, task),
+        "class_counts": counts,
+        "metrics": metrics.to_json(), "notes": _notes(metrics, task) + _count_notes(counts),
+        "calibration": _calibration(y_test, probs, y_val, val_probs, [r.patient_id for r in test], cfg.seed),
+        **({"notice": predictor.notice} if getattr(predictor, "notice", None) else {}),
     }
     if cfg.keep_predictions:
         result["predictions"] = {"paths": [str(r.path) for r in test], "y_true": y_test.tolist(),
@@ -92,17 +97,47 @@ def _evaluate_task(predictor: Any, splits: dict, task: str, cfg: EvalConfig, sto
     return result
 
 
-def _probabilities(predictor, task, cfg, store, train, y_train, test) -> np.ndarray:
+def _probabilities(predictor, task, cfg, store, train, y_train, test, val) -> tuple[np.ndarray, np.ndarray | None]:
+    """Uncalibrated class probabilities of the test images and (when there is a validation
+    split) of the validation images, on which the temperature is fitted."""
     n_classes = TASK_CLASSES[task]
+    paths = [r.path for r in test + val]
     if cfg.mode == "zero-shot":
-        feats = store.global_features([r.path for r in test])
-        return zero_shot_probs(predictor, feats, test, task, cfg.with_metadata)
-    if not train:
+        probs = zero_shot_probs(predictor, store.global_features(paths), test + val, task, cfg.with_metadata)
+    elif not train:
         raise DataError(f"no labelled training images for task '{task}'", field=task)
-    if cfg.mode == "linear-probe":
+    elif cfg.mode == "linear-probe":
         probe = train_linear_probe(store.global_features([r.path for r in train]), y_train, n_classes, cfg.probe)
-        return probe.predict_proba(store.global_features([r.path for r in test]))
-    return finetune_and_predict(predictor, [r.path for r in train], y_train, [r.path for r in test], n_classes, cfg.finetune)
+        probs = probe.predict_proba(store.global_features(paths))
+    else:
+        probs = finetune_and_predict(predictor, [r.path for r in train], y_train, paths, n_classes, cfg.finetune)
+    return probs[: len(test)], (probs[len(test):] if val else None)
+
+
+def _calibration(y_test, probs, y_val, val_probs, test_groups, seed: int) -> dict:
+    """Temperature scaling (docs/inference.md "Calibrated probabilities"): fitted on the
+    validation split and measured on the test split; without a validation split (e.g.
+    --split all-test) cross-fitted over two patient-disjoint halves of the test split."""
+    from mama_core.evaluation.calibration import calibration_report, cross_fitted_report
+
+    if val_probs is not None and len(y_val) >= 2:
+        return calibration_report(y_val, val_probs, y_test, probs)
+    return cross_fitted_report(y_test, probs, test_groups, seed)
+
+
+def _count_notes(counts: dict[str, int]) -> list[str]:
+    """The same rule as the fine-tune comparison (finetune.compare.MIN_PER_CLASS), in words."""
+    from mama_core.finetune.compare import MIN_PER_CLASS
+
+    present = {c: n for c, n in counts.items() if n}
+    if len(present) < 2:
+        return [f"the test split holds a single class ({', '.join(present)}): these numbers say nothing about "
+                "telling classes apart; no conclusion should be drawn from them"]
+    small = [f"class {c}: {n}" for c, n in present.items() if n < MIN_PER_CLASS]
+    if small:
+        return [f"fewer than {MIN_PER_CLASS} test images in some classes ({', '.join(small)}): too few to compare "
+                "models on; read the intervals, not the point estimates"]
+    return []
 
 
 def _notes(metrics: Any, task: str) -> list[str]:

@@ -189,6 +189,8 @@ def _run(cfg: FinetuneConfig, data: Any, labels: Any, stop: StopFlag, clock: Clo
                          elapsed_s=clock.elapsed(), best_val_bacc=best)
     comparison = comparison_report(cfg.task, cfg.mode, y_val, new_probs, new_method, baseline_probs,
                                    method_of(baseline, cfg.task), baseline.label)
+    yield from _trust_statistics(cfg, local, feats, loaded, cache, device, clock, stop, out, y_val, new_probs)
+    comparison.update(_notices(base, baseline))
     yield from _register(cfg, local, base, baseline, comparison, best, out, clock, stop)
 
 
@@ -379,6 +381,41 @@ def _continue_pretraining(loaded: Loaded, local: LocalData, cache: Any, device: 
     yield FinetuneReport("validate", val_bacc=best, best_val_bacc=best, elapsed_s=clock.elapsed(),
                          message=f"zero-shot validation balanced accuracy of the new model {best:.3f}")
     return probs, "zero-shot", best
+
+
+# --------------------------------------------------------------------------- trust statistics
+
+
+def _notices(base: ModelRef, baseline: ModelRef) -> dict:
+    """The demo model says what it is wherever its outputs appear, reports included."""
+    from mama_core.inference.predictor import model_notice
+
+    notes = {k: model_notice(ref.dir) for k, ref in (("new", base), ("baseline", baseline))}
+    return {"notices": {k: v for k, v in notes.items() if v}} if any(notes.values()) else {}
+
+
+def _trust_statistics(cfg: FinetuneConfig, local: LocalData, feats: np.ndarray, loaded: Loaded, cache: Any,
+                      device: torch.device, clock: Clock, stop: StopFlag, out: Path, y_val: np.ndarray,
+                      new_probs: np.ndarray):
+    """What the new model directory needs to be read honestly (docs/inference.md): OOD
+    statistics of the data it was fitted to (bank: the training images; thresholds: the
+    held-out ones) and a temperature for the new head, fitted on the held-out images."""
+    from mama_core.evaluation.calibration import save_temperatures, temperature_entry
+    from mama_core.inference.ood import fit_ood, save_ood
+
+    x = feats
+    if cfg.mode != "linear-probe":  # the encoder changed: embed the cases again with the new one
+        model = loaded.model if cfg.mode in ("lora", "full") else load(ModelRef(out, None, "new"), device).model
+        x = yield from _features(model, local.train + local.val, cache, device, cfg, clock, stop, "compare")
+    n = len(local.train)
+    stats = fit_ood(x[:n], x[n:], [r.study_id for r in local.val],
+                    source=f"fine-tuning data {local.source}: {n} training images; {len(local.val)} held-out images")
+    save_ood(out, stats)
+    entry = temperature_entry(y_val, new_probs, cfg.task, out, source="held-out (validation) images of the "
+                              "fine-tuning data, which also chose the early-stopping point")
+    save_temperatures(out, {cfg.task: entry})
+    yield FinetuneReport("save", message=f"out-of-distribution threshold {stats.view_threshold:.4f}; temperature "
+                         f"{entry['temperature']:.3f} for the {cfg.task} head", elapsed_s=clock.elapsed())
 
 
 # --------------------------------------------------------------------------- registration

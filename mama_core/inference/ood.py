@@ -6,7 +6,7 @@ model's training or calibration images).  Both k-nearest-neighbour and Mahalanob
 (Ledoit-Wolf covariance) scores were measured on the demo model (docs/demo-model.md,
 "Outside the model's experience"): both separate real mammograms from unseen synthetic
 studies perfectly, but a 256 x 256 covariance estimated from a few hundred images over-fits,
-so Mahalanobis raised 7-11 % false alarms on unseen seeds at a threshold set for 5 %, while
+so Mahalanobis raised up to 11 % false alarms on an unseen seed at a threshold set for 5 %, while
 kNN stayed at 4-5 %.  kNN also needs no matrix inversion and works with any embedding size.
 
 Threshold: set on *held-out* in-distribution images (never the bank itself, whose

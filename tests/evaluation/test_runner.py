@@ -68,10 +68,18 @@ def test_config_validation():
 def test_mama_eval_cli_writes_json_and_table(eval_model_dir, eval_data, tmp_path, capsys):
     out, md = tmp_path / "results.json", tmp_path / "table.md"
     rc = main(["eval", str(eval_data), "--model", str(eval_model_dir), "--device", "cpu", "--task", "density",
-               "--boot", "10", "--out", str(out), "--markdown", str(md)])
+               "--boot", "10", "--out", str(out), "--markdown", str(md), "--reliability", str(tmp_path / "rel")])
     assert rc == 0
     doc = json.loads(out.read_text())
-    assert doc["results"][0]["task"] == "density" and "ci95" in doc["results"][0]["metrics"]
+    result = doc["results"][0]
+    assert result["task"] == "density" and "ci95" in result["metrics"]
+    assert sum(result["class_counts"].values()) == result["n_test"]
+    cal = result["calibration"]
+    assert cal["temperature"] > 0 and 0 <= cal["ece_before"] <= 1 and 0 <= cal["ece_after"] <= 1
     table = md.read_text()
     assert "| MaMA (paper) | zero-shot | 75.40 | 93.46 |" in table and "Density bACC" in table
-    assert "MaMA (paper)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "MaMA (paper)" in printed
+    assert "density: ECE before calibration" in printed and "after calibration" in printed
+    png = tmp_path / "rel" / "reliability-density-zero-shot.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -23,8 +23,14 @@ def test_finetune_json_then_models(studies, registry_with_tiny, capsys, tmp_path
     summary = lines[-1]
     assert summary["summary"] and summary["version_id"] and not summary["activated"]
     assert summary["comparison"]["task"] == "density" and "baseline" in summary["comparison"]
+    comparison = summary["comparison"]
+    assert sum(comparison["class_counts"].values()) == comparison["n_cases"]
+    assert "balanced_accuracy" in comparison["new"]["ci95"] and "balanced_accuracy" in comparison["delta_ci95"]
     new_id = summary["version_id"]
     assert registry.active_id() == tiny_id
+    new_dir = registry.get(new_id).model_dir  # the new model carries its trust statistics
+    assert (new_dir / "ood.json").is_file() and (new_dir / "ood.safetensors").is_file()
+    assert json.loads((new_dir / "temperature.json").read_text())["tasks"]["density"]["method"] == "probe"
 
     assert main(["models", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
@@ -51,11 +57,19 @@ def test_finetune_json_then_models(studies, registry_with_tiny, capsys, tmp_path
 
 
 def test_finetune_activate_flag_and_errors(studies, registry_with_tiny, capsys):
-    registry, _ = registry_with_tiny
+    registry, tiny_id = registry_with_tiny
+    # These studies' held-out patients all have density 2: --activate refuses, in words.
     code = main(["finetune", "--data", str(studies), "--task", "density", "--max-steps", "4",
-                 "--batch-size", "4", "--device", "cpu", "--activate"])
+                 "--batch-size", "4", "--device", "cpu", "--activate", "--json"])
+    summary = _json_lines(capsys.readouterr().out)[-1]
+    assert code == 0 and not summary["activated"] and summary["winner"] is None
+    assert not summary["activate_recommended"] and "single class" in summary["activation"]
+    assert summary["comparison"]["class_counts"] == {"1": 0, "2": 8, "3": 0, "4": 0}
+    assert registry.active_id() == tiny_id
+    code = main(["finetune", "--data", str(studies), "--task", "density", "--max-steps", "4",
+                 "--batch-size", "4", "--device", "cpu", "--activate-anyway"])
     out = capsys.readouterr().out
-    assert code == 0 and "active model:" in out
+    assert code == 0 and "active model:" in out and "although" in out
     assert registry.get(registry.active_id()).kind == "finetuned"
     assert main(["models", "delete", registry.active_id()]) == 2  # never the active one
     assert "active model" in capsys.readouterr().err

@@ -63,3 +63,22 @@ def user_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("MAMA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MAMA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def unseen(tmp_path_factory):
+    """Synthetic studies the demo model never saw (seed 4321, 12 studies, 1024 rows: 48 views),
+    shared by the demo-model tests (docs/demo-model.md)."""
+    from mama_core.synthetic import generate_studies
+
+    out = tmp_path_factory.mktemp("unseen") / "seed-4321"
+    generate_studies(out, 12, seed=4321, rows=1024)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo():
+    """The shipped demo model on the CPU (its cache holds a 64-image set and more)."""
+    from mama_core.inference import Predictor
+
+    return Predictor.load("demo", device="cpu", cache_size=128)

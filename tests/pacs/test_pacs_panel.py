@@ -9,9 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-pytest.importorskip("pytestqt")
-
-from mama_core.inference.types import StudyPrediction, ViewPrediction  # noqa: E402
+from mama_core.inference.types import StudyPrediction, ViewPrediction
 from mama_core.pacs import add_node  # noqa: E402
 from mama_core.reports import ModelIdentity, ReportFiles, build_sr, describe_files  # noqa: E402
 from mama_desktop.pacs_panel import PacsPanel  # noqa: E402
