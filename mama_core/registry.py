@@ -239,7 +239,6 @@ def _write_zip(version: Version, path: Path) -> None:
         zf.writestr(f"{version.id}/DATA-LICENCE-NOTE.txt", LICENCE_NOTE)
 
 
-sweep_orphans = fs.sweep_orphans  # kept importable from here: fine-tuning sweeps its scratch runs
 
 
 def active_model_dir() -> Path:

@@ -99,7 +99,7 @@ def test_sweep_spares_a_live_writers_staging(tmp_path):
 
 def test_sweep_orphans_spares_own_scratch_when_asked(tmp_path):
     """Fine-tuning sweeps `run-<pid>-*` folders of killed jobs but never its own."""
-    from mama_core.registry import sweep_orphans
+    from mama_core.fs import sweep_orphans
 
     own = tmp_path / f"run-{os.getpid()}-x"
     dead = tmp_path / "run-999999999-x"

@@ -35,7 +35,7 @@ from mama_core.finetune.reports import Clock, FinetuneReport
 from mama_core.inference.heads import save_head
 from mama_core.optim import Cancelled, StopFlag, auto_device, should_stop
 from mama_core.paths import user_cache_dir
-from mama_core.registry import sweep_orphans
+from mama_core.fs import sweep_orphans
 
 CANCELLED = "cancelled: nothing was registered and the active model is unchanged"
 
@@ -138,17 +138,14 @@ class FinetuneLog:
 
     def _lr(self, report: FinetuneReport, stage: str | None) -> float | None:
         """The encoder's (or probe's) learning rate at this step, from the same schedule."""
-        from mama_core.evaluation.linear_probe import cosine_with_warmup
+        from mama_core.optim import warmup_cosine
         from mama_core.training.config import OptimConfig
-        from mama_core.training.trainer import WarmupCosine
 
         cfg = _probe_init_config(self.cfg) if stage else self.cfg
         total = report.total_steps
-        if cfg.mode == "continue-pretraining":  # the trainer's schedule (see pretrain.train_config)
-            multiplier = WarmupCosine(cfg.warmup_for(total), total, OptimConfig().min_lr_ratio)(report.step - 1)
-        else:
-            multiplier = cosine_with_warmup(report.step - 1, cfg.warmup_for(total), total)
-        return cfg.resolved_lr * multiplier
+        # continue-pretraining runs the trainer's schedule (see pretrain.train_config), with its floor
+        floor = OptimConfig().min_lr_ratio if cfg.mode == "continue-pretraining" else 0.0
+        return cfg.resolved_lr * warmup_cosine(report.step - 1, cfg.warmup_for(total), total, floor)
 
     def close(self) -> None:
         if self.log is not None:

@@ -10,10 +10,10 @@ import pydicom
 import pytest
 
 from mama_core.inference.types import StudyPrediction, ViewPrediction
-from mama_core.pacs import add_node  # noqa: E402
-from mama_core.reports import ModelIdentity, ReportFiles, build_sr, describe_files  # noqa: E402
-from mama_desktop.pacs_panel import PacsPanel  # noqa: E402
-from mama_desktop.workers import TaskRunner  # noqa: E402
+from mama_core.pacs import add_node
+from mama_core.reports import ModelIdentity, ReportFiles, build_sr, describe_files
+from mama_desktop.pacs_panel import PacsPanel
+from mama_desktop.workers import TaskRunner
 
 
 @pytest.fixture
