@@ -111,7 +111,9 @@ def train_linear_probe(features, labels, n_classes: int, cfg: ProbeConfig | None
     x = torch.from_numpy((x_np - mean) / std)
     y = torch.from_numpy(y_np)
     gen = torch.Generator().manual_seed(cfg.seed)
-    head = nn.Linear(x.shape[1], n_classes)
+    with torch.random.fork_rng(devices=[]):  # the head's init follows cfg.seed, not whatever ran before
+        torch.manual_seed(cfg.seed)
+        head = nn.Linear(x.shape[1], n_classes)
     opt = torch.optim.SGD(head.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = cosine_scheduler(opt, cfg.warmup_steps, cfg.steps)
     probs = torch.from_numpy(balanced_probs(y_np))
