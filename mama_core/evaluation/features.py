@@ -17,7 +17,7 @@ from safetensors.numpy import load_file, save_file
 
 from mama_core.inference.cache import file_key
 from mama_core.paths import user_cache_dir
-from mama_core.preprocess import normalise, resize_to_square
+from mama_core.preprocess import fit_to_square, normalise
 
 
 def _key(path: str | Path) -> str:
@@ -56,8 +56,8 @@ class FeatureStore:
     def _encode(self, paths: list[str | Path]) -> np.ndarray:
         from mama_core.dicom import read_image
 
-        size = self.predictor.image_size
-        x = torch.stack([normalise(resize_to_square(read_image(p).pixels, size)[0]) for p in paths])[:, None]
+        size, resize = self.predictor.image_size, self.predictor.resize_mode
+        x = torch.stack([normalise(fit_to_square(read_image(p).pixels, size, resize)[0]) for p in paths])[:, None]
         with self.predictor._lock, torch.inference_mode(), self.predictor._autocast():
             out = self.predictor.model.encode_image(x.to(self.predictor.device))
         self.encoded += len(paths)

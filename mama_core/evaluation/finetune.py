@@ -18,7 +18,7 @@ from torch import nn
 from mama_core.errors import ConfigError
 from mama_core.evaluation.linear_probe import subsample_fraction
 from mama_core.optim import balanced_probs, cosine_scheduler
-from mama_core.preprocess import normalise, resize_to_square
+from mama_core.preprocess import fit_to_square, normalise
 
 
 @dataclass
@@ -39,10 +39,10 @@ class FinetuneConfig:
             raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}", field="fraction")
 
 
-def _load_inputs(paths: Sequence[Any], size: int) -> torch.Tensor:
+def _load_inputs(paths: Sequence[Any], size: int, resize: str) -> torch.Tensor:
     from mama_core.dicom import read_image
 
-    return torch.stack([normalise(resize_to_square(read_image(p).pixels, size)[0]) for p in paths])[:, None]
+    return torch.stack([normalise(fit_to_square(read_image(p).pixels, size, resize)[0]) for p in paths])[:, None]
 
 
 class _Classifier(nn.Module):
@@ -63,7 +63,7 @@ def finetune_and_predict(predictor: Any, train_paths: Sequence[Any], train_label
     labels = np.asarray(train_labels, dtype=np.int64)
     idx = subsample_fraction(labels, cfg.fraction, cfg.seed)
     size, dev = predictor.image_size, predictor.device
-    x_train, y_train = _load_inputs([train_paths[i] for i in idx], size), torch.from_numpy(labels[idx])
+    x_train, y_train = _load_inputs([train_paths[i] for i in idx], size, predictor.resize_mode), torch.from_numpy(labels[idx])
     with predictor._lock:
         model = copy.deepcopy(predictor.model)
     clf = _Classifier(model, int(predictor.model.config.embed_dim), n_classes).to(dev).train()
@@ -90,6 +90,6 @@ def _predict(clf: nn.Module, predictor: Any, paths: Sequence[Any], batch: int) -
     out = []
     with torch.inference_mode(), predictor._autocast():
         for i in range(0, len(paths), batch):
-            x = _load_inputs(paths[i : i + batch], predictor.image_size).to(predictor.device)
+            x = _load_inputs(paths[i : i + batch], predictor.image_size, predictor.resize_mode).to(predictor.device)
             out.append(torch.softmax(clf(x).float(), dim=-1).cpu().numpy())
     return np.concatenate(out)

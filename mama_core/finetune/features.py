@@ -16,8 +16,10 @@ from mama_core.preprocess import normalise
 from mama_core.training.cache import ImageCache, default_cache_dir
 
 
-def image_cache(size: int) -> ImageCache:
-    return ImageCache(default_cache_dir(), size)
+def image_cache(model: Any) -> ImageCache:
+    """The decoded-image cache at the model's input size and resize mode."""
+    vision = model.config.vision
+    return ImageCache(default_cache_dir(), int(vision.image_size), resize=vision.resize)
 
 
 def autocast_for(device: torch.device, bf16: bool):

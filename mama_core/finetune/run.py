@@ -163,7 +163,7 @@ def _run(cfg: FinetuneConfig, data: Any, labels: Any, stop: StopFlag, clock: Clo
     base, baseline = resolve_base(cfg), resolve_baseline(cfg)
     device = auto_device(cfg.device)
     loaded = load(base, device)
-    cache = image_cache(image_size(loaded.model))
+    cache = image_cache(loaded.model)
     feats = yield from _features(loaded.model, local.train + local.val, cache, device, cfg, clock, stop)
     n_train = len(local.train)
     y_train, y_val = local.labels("train", cfg.task), local.labels("val", cfg.task)
@@ -259,10 +259,6 @@ def load(ref: ModelRef, device: torch.device) -> Loaded:
     return Loaded(ref, model.eval(), info or {})
 
 
-def image_size(model: Any) -> int:
-    return int(model.config.vision.image_size)
-
-
 def method_of(ref: ModelRef, task: str) -> str:
     from mama_core.inference.heads import load_head
 
@@ -300,8 +296,9 @@ def _age(record: Any) -> int | None:
 def _baseline_probs(ref: ModelRef, local: LocalData, cache: Any, device: torch.device, cfg: FinetuneConfig,
                     clock: Clock, stop: StopFlag) -> Generator[FinetuneReport, None, np.ndarray]:
     loaded = load(ref, device)
-    if image_size(loaded.model) != cache.size:
-        cache = image_cache(image_size(loaded.model))
+    vision = loaded.model.config.vision
+    if (int(vision.image_size), vision.resize) != (cache.size, cache.resize):
+        cache = image_cache(loaded.model)
     raw = yield from _features(loaded.model, local.val, cache, device, cfg, clock, stop, "compare")
     return task_probs(loaded, local.val, raw, cfg.task)
 

@@ -25,7 +25,7 @@ import torch
 from mama_core import fs
 from mama_core.errors import ModelError
 from mama_core.inference.types import ImageFeatures
-from mama_core.preprocess import patch_map_to_content, resize_to_square
+from mama_core.preprocess import fit_to_square, patch_map_to_content
 
 if TYPE_CHECKING:
     from mama_core.inference.predictor import Predictor
@@ -103,7 +103,7 @@ def content_patch_mask(feats: ImageFeatures) -> np.ndarray:
 
 def background_patch_mask(feats: ImageFeatures, pixels: np.ndarray) -> np.ndarray:
     """[gh, gw] bool: padding patches and patches of (near-)black air around the breast."""
-    square, _ = resize_to_square(pixels, feats.letterbox.size)
+    square, _ = fit_to_square(pixels, feats.letterbox.size, "stretch" if feats.letterbox.stretched else "letterbox")
     gh, gw = feats.grid
     pooled = torch.nn.functional.adaptive_avg_pool2d(square[None, None], (gh, gw))[0, 0].numpy()
     return (pooled < BACKGROUND_LEVEL) | ~content_patch_mask(feats)

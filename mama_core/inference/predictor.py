@@ -137,13 +137,17 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def resize_mode(self) -> str:
+        """How an image becomes the model's square input: "letterbox" (paper) or "stretch"."""
+        return self.model.config.vision.resize
+
     def _encode_image_files(self, paths: list[Path]) -> list[ImageFeatures]:
         """Decode and encode several files in one vision forward (a study's four views)."""
         from mama_core.dicom import read_image
 
         images = [read_image(p) for p in paths]
-        resize = getattr(self.model.config.vision, "resize", "letterbox")
-        squares = [fit_to_square(img.pixels, self.image_size, resize) for img in images]
+        squares = [fit_to_square(img.pixels, self.image_size, self.resize_mode) for img in images]
         x = normalise(torch.stack([sq for sq, _ in squares]))[:, None].to(self.device)
         with torch.inference_mode(), self._autocast():
             out = self.model.encode_image(x)

@@ -90,8 +90,8 @@ def test_exports_and_pointing_game_match_the_native_computation(predictor, studi
         row, col = np.unravel_index(int(np.argmax(expected)), expected.shape)
         stored_col = expected.shape[1] - 1 - col if read_image(path).flipped else col
         assert detail["at"] == [int(stored_col), int(row)] and detail["max"] == pytest.approx(float(expected.max()))
-    assert result.views == sum(1 for e in load_ground_truth(studies_dir)
-                               if any(les.get("type") == "mass" for les in e.get("lesions", [])))
+    assert result.views == sum(1 for truth in load_ground_truth(studies_dir)
+                               if any(les.kind == "mass" for les in truth.lesions))
     study = predictor.resolve_study(studies_dir / result.details[0]["path"])
     maps = predictor.similarity_maps(study, [result.sentence])
     save_npz(tmp_path / "maps.npz", maps)
