@@ -7,10 +7,23 @@ carries the comparison with the active model and the id of the new registry vers
 Modes: linear-probe, lora, full, continue-pretraining (see docs/finetuning.md).
 """
 
-from mama_core.finetune.config import MODES, TASK_CLASSES, FinetuneConfig
-from mama_core.finetune.data import CLASSES, fingerprint
-from mama_core.finetune.reports import PHASES, FinetuneReport
-from mama_core.finetune.run import CANCELLED, finetune
+import importlib
+
+# Names -> the module that defines them. Imported on first use (PEP 562), so that reading
+# `mama_core.finetune.config` (the CLI's argument choices) does not import torch.
+_WHERE = {
+    "MODES": "config", "TASK_CLASSES": "config", "FinetuneConfig": "config",
+    "CLASSES": "data", "fingerprint": "data",
+    "PHASES": "reports", "FinetuneReport": "reports",
+    "CANCELLED": "run", "finetune": "run",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = ["CANCELLED", "CLASSES", "MODES", "PHASES", "TASK_CLASSES", "FinetuneConfig", "FinetuneReport",
            "finetune", "fingerprint"]
