@@ -324,6 +324,10 @@ class ViewPane(QFrame):
         self.badge = QLabel("", self.graphics)  # 'no match' / 'empty'
         self.badge.setObjectName("PaneBadge")
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # The model's verdict that this image is unlike its training images (docs/inference.md).
+        self.ood_badge = QLabel("", self.graphics)
+        self.ood_badge.setObjectName("OodBadge")
+        self.ood_badge.hide()
         self.magnifier = Magnifier(self.graphics)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.graphics.scene().sigMouseClicked.connect(self._on_clicked)
@@ -522,11 +526,22 @@ class ViewPane(QFrame):
         # Labels sit at the outer edge, away from the centre line where the chest walls meet.
         x = 8 if self.mirrored else max(8, self.graphics.width() - self.title.width() - 8)
         self.title.move(x, 6)
+        self.ood_badge.adjustSize()
+        self.ood_badge.move(x, 6 + self.title.height() + 4)
         self.badge.adjustSize()
         self.badge.move(
             max(0, (self.graphics.width() - self.badge.width()) // 2),
             max(0, (self.graphics.height() - self.badge.height()) // 2),
         )
+
+    def set_ood(self, verdict) -> None:
+        """Show the out-of-distribution verdict (inference.ood.OODResult) of this pane's image."""
+        flagged = verdict is not None and verdict.flagged
+        self.ood_badge.setText("⚠ outside this model's experience" if flagged else "")
+        self.ood_badge.setToolTip(f"out-of-distribution score {verdict.score:.3f} > threshold {verdict.threshold:.3f}: "
+                                  "predictions and maps for this image are unreliable" if flagged else "")
+        self.ood_badge.setVisible(bool(flagged))
+        self._place_overlays()
 
     def set_highlight(self, on: bool) -> None:
         self.setProperty("highlight", on)
@@ -573,6 +588,8 @@ class HangingProtocol(QWidget):
         state.studyChanged.connect(lambda _s: self.show_views({}))
         state.viewsChanged.connect(self.show_views)
         state.priorViewsChanged.connect(lambda views: self.show_prior(views, self._prior_caption()))
+        state.predictionChanged.connect(lambda p: self.show_ood(p, prior=False))
+        state.priorPredictionChanged.connect(lambda p: self.show_ood(p, prior=True))
         state.focusViewChanged.connect(self.highlight)
 
     # ----- layouts -------------------------------------------------------------------------
@@ -682,6 +699,14 @@ class HangingProtocol(QWidget):
         name = names[(names.index(current) + 1) % len(names)] if current else names[0]
         self.set_preset(name)
         return name
+
+    def show_ood(self, prediction, prior: bool) -> None:
+        """Badge every pane whose image the model flags as out of distribution."""
+        for key, pane in self.panes.items():
+            if key == EXTRA or key.startswith(PRIOR) != prior:
+                continue
+            view = getattr(prediction, "views", {}).get(pane.view_key) if prediction is not None else None
+            pane.set_ood(getattr(view, "ood", None))
 
     def set_outlines(self, on: bool) -> None:
         """Show the annotated lesions of public datasets (ground truth) on every pane."""

@@ -11,6 +11,7 @@ QDockWidget::title { background: #24272b; padding: 4px 8px; color: #c8ccd2; }
 QLabel#Muted { color: #8d939b; }
 QLabel#Notice { background: #5a2222; color: #ffdede; padding: 3px 8px; border-radius: 3px; font-weight: bold; }
 QLabel#PaneTitle { color: #e8e8e8; background: rgba(0,0,0,140); padding: 2px 6px; border-radius: 3px; }
+QLabel#OodBadge { color: #1a1a1a; background: #ffb347; padding: 3px 8px; border-radius: 3px; font-weight: bold; }
 QLabel#PaneBadge { color: #ffd27a; background: rgba(0,0,0,170); padding: 6px 14px; border-radius: 4px;
                    font-size: 15px; }
 QFrame#ViewPane { border: 1px solid #2c2f33; }

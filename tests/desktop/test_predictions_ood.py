@@ -47,3 +47,21 @@ def test_flagged_study_shows_badge_and_grey_bars(qtbot):
     state.set_prediction(_prediction(None))  # a model without OOD statistics: said, bars not greyed
     assert panel.ood_badge.isVisible() and "unavailable" in panel.ood_badge.text()
     assert GREY_COLOUR not in _bar_colours(panel.density)
+
+
+def test_flagged_view_gets_a_badge_on_its_pane(qtbot):
+    from mama_core.dicom import Study
+    from mama_desktop.hanging import HangingProtocol
+
+    state = AppState()
+    state.study = Study(uid="1.2.3", patient_id=None, date=None, images={}, problems=[])
+    hanging = HangingProtocol(state)
+    qtbot.addWidget(hanging)
+    hanging.show()
+    state.set_prediction(_prediction(True))
+    flagged = {k for k, pane in hanging.panes.items() if pane.ood_badge.isVisible()}
+    assert flagged == {"LCC"} and "outside this model's experience" in hanging.panes["LCC"].ood_badge.text()
+    state.set_prediction(_prediction(False))
+    assert not any(pane.ood_badge.isVisible() for pane in hanging.panes.values())
+    state.set_prediction(_prediction(None))  # no statistics: no claim either way on the image
+    assert not any(pane.ood_badge.isVisible() for pane in hanging.panes.values())
