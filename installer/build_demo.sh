@@ -17,5 +17,11 @@ rm -rf model
 mama export run model
 [ -f calib-studies/ground_truth.json ] || mama demo-data calib-studies --studies 12 --seed 555 --rows 1024
 # finding-free studies only: the threshold is what a finding sentence reaches on normal tissue
-mama calibrate model calib-studies --labels calib-studies
+mama calibrate model calib-studies --labels calib-studies --what maps
+# out-of-distribution statistics and temperatures, as docs/demo-model.md says (seeds 31, 32, 34)
+[ -f ood-ref/ground_truth.json ] || mama demo-data ood-ref --studies 40 --seed 31 --rows 1024
+[ -f ood-held/ground_truth.json ] || mama demo-data ood-held --studies 40 --seed 32 --rows 1024
+mama calibrate model ood-ref --what ood --heldout ood-held
+[ -f temp/ground_truth.json ] || mama demo-data temp --studies 40 --seed 34 --rows 1024
+mama calibrate model temp --what temperature
 echo "[mama] demo model written to $work/model"
