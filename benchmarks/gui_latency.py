@@ -6,7 +6,7 @@ its ticks (a gap well above 10 ms means the event loop was blocked) while
   (b) a sentence is typed character by character (live maps: debounce, worker, latest wins),
   (c) a fine-tune runs: the real `mama finetune --mode linear-probe` child process started
       through the fine-tune dialog's process code (mama_desktop.finetune_dialog.FinetuneProcess).
-Target (DESIGN §3: inference, loading and training never on the GUI thread): no gap above
+Target (docs/method.md §3: inference, loading and training never on the GUI thread): no gap above
 100 ms. User folders are redirected to a temporary directory.
 
     python benchmarks/gui_latency.py [--studies 6] [--rows 1024] [--steps 30] [--model demo] [--json]

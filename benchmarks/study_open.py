@@ -1,7 +1,7 @@
 """Study-open benchmark: decode + preprocess of a four-view synthetic study at the default size.
 
 What opening a case costs before any model runs: `read_image` (DICOM decode, Modality/VOI
-LUT, orientation; DESIGN §2) and `resize_to_square` + `normalise` to the model input, for
+LUT, orientation; docs/method.md §2) and `resize_to_square` + `normalise` to the model input, for
 the four views. Cold = the first time in the process (module and decoder set-up included,
 files just written so the OS cache is warm: this is not a cold-disk figure); warm = the
 median of --repeats later opens of the same study.

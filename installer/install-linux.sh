@@ -47,7 +47,7 @@ install_packages() {
     say "creating $PREFIX/venv ($("$PYTHON" -V 2>&1))"
     "$PYTHON" -m venv --clear "$PREFIX/venv"
     say "installing packages (torch: $torch_spec, $(mama_torch_flavour) machine) — a few minutes"
-    # torch in the same pip command as the project, so no other torch build is pulled (DESIGN §4).
+    # torch in the same pip command as the project, so no other torch build is pulled (docs/method.md §7).
     # A regular (not editable) install: the prefix does not depend on this source tree.
     "$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$torch_spec" "$SRC"
     # resources/ (configs, templates, demo model, icons) sit beside the venv; the launchers

@@ -2,7 +2,7 @@
 
 resources/ (configs, caption templates, demo model, icons) lie in the bundle's data folder
 (sys._MEIPASS); mama_core.paths.resources_dir() honours MAMA_RESOURCES. A MAMA_RESOURCES
-the user already set wins. Nothing may download weights or data at run time (DESIGN §4)."""
+the user already set wins. Nothing may download weights or data at run time (docs/method.md §7)."""
 
 import os
 import sys

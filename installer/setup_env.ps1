@@ -51,5 +51,5 @@ if (-not (Test-Path $StampFile) -or ((Get-Content $StampFile -Raw).Trim() -ne $S
     Set-Content -Path $StampFile -Value $Stamp
 }
 $env:PATH = (Join-Path $Venv "Scripts") + [IO.Path]::PathSeparator + $env:PATH
-# Nothing may download weights or data at run time (DESIGN §4).
+# Nothing may download weights or data at run time (docs/method.md §7).
 $env:HF_HUB_OFFLINE = "1"; $env:TRANSFORMERS_OFFLINE = "1"; $env:HF_DATASETS_OFFLINE = "1"

@@ -31,5 +31,5 @@ if [ ! -f "$STAMP_FILE" ] || [ "$(cat "$STAMP_FILE")" != "$STAMP" ]; then
     echo "$STAMP" > "$STAMP_FILE"
 fi
 export PATH="$VENV/bin:$PATH"
-# Nothing may download weights or data at run time (DESIGN §4).
+# Nothing may download weights or data at run time (docs/method.md §7).
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1

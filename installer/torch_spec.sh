@@ -4,7 +4,7 @@
 #
 # The same pin gets the CUDA build on an NVIDIA machine (PyPI's default Linux wheel carries
 # CUDA) and the CPU build elsewhere, where a local CPU wheel is offered through pip's
-# find-links (DESIGN §4). MAMA_TORCH_SPEC overrides it with one pip requirement or a wheel
+# find-links (docs/method.md §7). MAMA_TORCH_SPEC overrides it with one pip requirement or a wheel
 # path, e.g. MAMA_TORCH_SPEC=/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 MAMA_TORCH_PIN="torch==2.13.0"
 

@@ -1,10 +1,10 @@
-"""Structured captions built from EMBED-style tabular metadata (DESIGN §1 "Structured caption").
+"""Structured captions built from EMBED-style tabular metadata (docs/method.md §1.2).
 
 A caption is a short clinical report whose segments come in report order: procedure,
 reason, patient info, image info, breast composition, findings, impression, overall
 assessment.  The wording lives in `resources/templates/captions.yaml`; this module only
 fills it in.  Every sentence ends with '.' and contains no other '.' or ';', because the
-local (sentence-level) alignment loss splits captions there (DESIGN §1 "Sentences for SLA").
+local (sentence-level) alignment loss splits captions there (docs/method.md §1.4).
 
 Meta-information masking (the paper's training-time augmentation): each of the six meta
 fields (age, race, ethnicity, image type, side, view) is independently replaced by
@@ -53,7 +53,7 @@ CAPTION_KEYS: tuple[str, ...] = (
 TASKS: dict[str, int] = {"birads": 7, "density": 4, "cancer": 2}
 
 _MISSING_STRINGS = frozenset({"", "nan", "none", "null", "na", "n/a"})
-# A sentence may not contain these: they would split it in two (DESIGN §1 "Sentences for SLA").
+# A sentence may not contain these: they would split it in two (docs/method.md §1.4).
 _TERMINATORS = re.compile(r"[.;]")
 _SENTENCE_END = re.compile(r"[.;]")
 
@@ -310,7 +310,7 @@ def _draw_masked(mask_prob: float, rng: _Rng | None) -> frozenset[str]:
 
 
 def build_caption(record: Mapping, mask_prob: float = 0.0, rng: _Rng | None = None) -> str:
-    """The structured caption of one image (DESIGN §1), meta fields masked with mask_prob.
+    """The structured caption of one image (docs/method.md §1), meta fields masked with mask_prob.
 
     `rng` is a `random.Random`, a `numpy.random.Generator` (anything with `.random()`),
     or None for a fresh unseeded generator.  Validation/test captions use mask_prob=0."""
@@ -350,7 +350,7 @@ def meta_prefix(record: Mapping) -> str:
 
 
 def zero_shot_prompts(task: str, record: Mapping | None = None) -> list[str]:
-    """One prompt per class, worded like the caption (DESIGN §1 "Evaluation").
+    """One prompt per class, worded like the caption (docs/method.md §1.10).
 
     birads: 7 prompts (categories 0-6, the impression sentence); density: 4 (classes 1-4,
     the breast-composition sentence); cancer: 2 (negative, positive: the impression

@@ -1,4 +1,4 @@
-"""The few exceptions the engine raises. Each names the file or field at fault (DESIGN §5.7)."""
+"""The few exceptions the engine raises. Each names the file or field at fault (docs/method.md §8.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model input geometry (DESIGN §1 "Images"): resize the long side to `size`, pad to a square,
+"""Model input geometry (docs/method.md §1.9): resize the long side to `size`, pad to a square,
 normalise with mean 0.5 / std 0.5.
 
 Images arrive in canonical orientation (chest wall at column 0), so padding goes to the
@@ -110,7 +110,7 @@ def content_to_native(content: torch.Tensor, native_shape: tuple[int, int]) -> t
 def patch_map_to_native(grid_values: torch.Tensor, box: Letterbox) -> torch.Tensor:
     """Upsample per-patch values [S, gh, gw] (covering the whole square input) to the native
     pixel grid [S, H, W], dropping the padded region. Values are interpolated, never rescaled,
-    so absolute similarity levels survive (DESIGN §3)."""
+    so absolute similarity levels survive (docs/method.md §3)."""
     s = grid_values.shape[0]
     native = content_to_native(patch_map_to_content(grid_values, box), box.native_shape)
     return native.reshape(s, *box.native_shape)

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may download weights (DESIGN §4)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may download weights (docs/method.md §7)
 
 from PySide6.QtCore import QObject, QTimer, Signal  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402

@@ -1,6 +1,6 @@
 """One-click local fine-tuning: choose cases, labels, task and mode; watch it train; compare; activate.
 
-Training runs in a separate process (`python -m mama_core.cli finetune ... --json`, DESIGN §3):
+Training runs in a separate process (`python -m mama_core.cli finetune ... --json`, docs/method.md §3):
 the window stays responsive, a crash cannot take the workstation down, and Cancel is a real
 kill. The child prints one JSON report per line (`FinetuneReport.to_json()`), then a summary
 line `{"summary": true, "version_id", "cancelled", "comparison", ...}`; the new version is

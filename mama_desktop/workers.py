@@ -1,5 +1,5 @@
 """Background work for the GUI: every load, discovery, inference and indexing job runs here,
-never on the GUI thread (DESIGN §3).
+never on the GUI thread (docs/method.md §3).
 
 `TaskRunner` owns the jobs it starts so that closing the window can stop and join them all;
 `LatestOnly` runs at most one job of a kind at a time and drops stale requests (latest wins),

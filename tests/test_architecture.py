@@ -1,4 +1,4 @@
-"""The engine stays a library free of Qt (DESIGN §5.1)."""
+"""The engine stays a library free of Qt (docs/method.md §8.1)."""
 
 import ast
 import subprocess
@@ -35,7 +35,7 @@ def test_no_source_file_in_mama_core_imports_qt():
 
 
 def test_no_unsafe_torch_load_in_engine():
-    """A checkpoint must never execute code when loaded (DESIGN §1 licensing fact)."""
+    """A checkpoint must never execute code when loaded (docs/method.md §1.11)."""
     offenders = []
     for path in (ROOT / "mama_core").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

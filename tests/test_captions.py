@@ -1,4 +1,4 @@
-"""Structured captions (DESIGN §1): content, order, masking statistics, sentence splitting,
+"""Structured captions (docs/method.md §1): content, order, masking statistics, sentence splitting,
 zero-shot prompts."""
 
 from __future__ import annotations

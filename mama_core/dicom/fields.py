@@ -1,4 +1,4 @@
-"""Header fields of a mammogram: laterality, view, spacing, intent, patient (DESIGN §2).
+"""Header fields of a mammogram: laterality, view, spacing, intent, patient (docs/method.md §2).
 
 Each field follows a ladder of sources, from the most specific attribute to free text, so
 that files from modalities that fill different attributes still land on the same keys.

@@ -1,4 +1,4 @@
-"""Reading DICOM files safely: every failure becomes a `DicomError` naming the file (DESIGN §2).
+"""Reading DICOM files safely: every failure becomes a `DicomError` naming the file (docs/method.md §2).
 
 pydicom is forgiving by design: a file cut short mid-header still parses, the last element
 just holds fewer bytes than its declared length. We check for that here so that a truncated

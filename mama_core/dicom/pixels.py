@@ -1,4 +1,4 @@
-"""Stored values -> [0, 1] float, bright = dense, chest wall at column 0 (DESIGN §2).
+"""Stored values -> [0, 1] float, bright = dense, chest wall at column 0 (docs/method.md §2).
 
 The grayscale pipeline is the one in PS3.3 C.11 / PS3.4 N.2.1.1: Modality LUT (C.11.1),
 VOI LUT or window (C.11.2), then the Presentation LUT step, which for a mammogram is

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The four screening views every complete study should hold (DESIGN §3 hanging protocol).
+# The four screening views every complete study should hold (docs/method.md §3 hanging protocol).
 STANDARD_KEYS: tuple[str, ...] = ("RCC", "LCC", "RMLO", "LMLO")
 
 

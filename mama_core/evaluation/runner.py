@@ -1,4 +1,4 @@
-"""`evaluate`: the paper's evaluation protocol over local data (DESIGN §1 "Evaluation").
+"""`evaluate`: the paper's evaluation protocol over local data (docs/method.md §1.10).
 
 Data: any source `mama_core.data.load_records` reads (EMBED folder, RSNA train.csv, a
 synthetic demo folder, a DICOM folder + labels CSV), split by patient into

@@ -1,4 +1,4 @@
-"""Zero-shot classification (paper §4; DESIGN §1 "Evaluation"): one prompt per class,
+"""Zero-shot classification (paper §4; docs/method.md §1.10): one prompt per class,
 optionally prefixed with the image's own unmasked metadata; softmax once over
 logit_scale * cosine(image_global, prompt_global)."""
 

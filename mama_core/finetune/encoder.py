@@ -1,7 +1,7 @@
 """`lora` and `full` modes: the vision encoder is trained together with the task head.
 
 - lora: LoRA adapters (peft) on the DINOv2 attention projections q_proj / v_proj
-  (transformers 5 names, DESIGN §4), everything else frozen; the adapters are merged into
+  (transformers 5 names, docs/method.md §7), everything else frozen; the adapters are merged into
   the encoder weights before saving, so the new model directory is a plain MaMA model.
 - full: every parameter on the image path trains (AdamW only keeps state for parameters
   that receive gradients, so the frozen-by-construction text tower costs nothing).
@@ -143,7 +143,7 @@ def validate(model: nn.Module, head: nn.Module, records: Sequence, y: np.ndarray
 
 def train_batch(records: Sequence, cache: ImageCache, device: torch.device, gen: torch.Generator,
                 aug: AugmentConfig) -> torch.Tensor:
-    """Augmented (DESIGN §1 "Images": crop, flips, jitter, blur) model-scale input [B, 1, S, S]."""
+    """Augmented (docs/method.md §1.9: crop, flips, jitter, blur) model-scale input [B, 1, S, S]."""
     x = torch.stack([augment(cache.load(r.path), aug, gen) for r in records])
     return normalise(x).to(device)
 

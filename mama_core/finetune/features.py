@@ -1,7 +1,7 @@
 """Frozen global image features of a list of records, extracted once in batches.
 
 Images come through the training image cache (`mama_core.training.cache.ImageCache`:
-each DICOM decoded, resized and padded once, DESIGN §1 "Images"), so a second run on the
+each DICOM decoded, resized and padded once, docs/method.md §1.9), so a second run on the
 same folder, and the LoRA/full modes that read images every step, skip DICOM decoding.
 """
 
@@ -23,7 +23,7 @@ def image_cache(model: Any) -> ImageCache:
 
 
 def autocast_for(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA (fp32 master weights, DESIGN §1); nothing on CPU."""
+    """bf16 autocast on CUDA (fp32 master weights, docs/method.md §1); nothing on CPU."""
     if device.type == "cuda" and bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

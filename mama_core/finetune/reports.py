@@ -1,4 +1,4 @@
-"""The small report a fine-tuning run yields at every stage (DESIGN §5.3: long jobs are
+"""The small report a fine-tuning run yields at every stage (docs/method.md §8.3: long jobs are
 generators of reports; the CLI prints them, the GUI dialog shows them)."""
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def overlay(pixels: np.ndarray, sim: np.ndarray, value_range: tuple[float, float
     """Grey image [H, W] in [0, 1] with a similarity map [H, W] on top, absolute scale.
 
     Alpha ramps from 0 at the no-match threshold to `max_alpha` at the top of the range, so
-    values below the threshold leave the image untouched (DESIGN §3)."""
+    values below the threshold leave the image untouched (docs/method.md §3)."""
     lo, hi = value_range
     grey = (np.clip(pixels, 0, 1) * 255.0)[..., None]
     colour = colormap((sim - lo) / max(hi - lo, 1e-6)).astype(np.float64)

@@ -23,7 +23,7 @@ IMAGE_KEYS = ("RCC", "LCC", "RMLO", "LMLO")  # file order; keys match Study.imag
 SCREENING = "MG Screening Bilateral"
 DIAGNOSTIC = "MG Diagnostic Bilateral"
 
-# EMBED `asses` letters (DESIGN §1): A=0 N=1 B=2 P=3 S=4 M=5 K=6.
+# EMBED `asses` letters (docs/method.md §1): A=0 N=1 B=2 P=3 S=4 M=5 K=6.
 ASSES_LETTER = {0: "A", 1: "N", 2: "B", 3: "P", 4: "S", 5: "M", 6: "K"}
 
 MASS_SHAPE_CODE = {"round": "R", "oval": "O", "lobulated": "L", "irregular": "X", "spiculated": "X"}

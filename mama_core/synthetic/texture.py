@@ -61,7 +61,7 @@ def dense_map(
     rng: np.random.Generator, u: np.ndarray, v: np.ndarray, inside: np.ndarray, fraction: float
 ) -> np.ndarray:
     """Coarse tissue map in [0, ~1.2]: soft-thresholded noise + prior, the threshold set so
-    that `fraction` of the breast area is dense (DESIGN: density follows the class), times
+    that `fraction` of the breast area is dense (docs/method.md §1.2: density follows the class), times
     finer texture so dense regions are mottled rather than flat."""
     shape = u.shape
     field = band_noise(rng, shape, COARSE_MM, 40.0, 5.0, stretch=1.8) + 2.2 * gland_prior(u, v)

@@ -1,4 +1,4 @@
-"""Training engine (DESIGN §1, docs/training.md): pairs, cache and augmentations, the trainer
+"""Training engine (docs/method.md §1, docs/training.md): pairs, cache and augmentations, the trainer
 generator, checkpoints and DDP helpers.
 
 Public names: `TrainConfig` (+ `OptimConfig`, `DataConfig`, `AugmentConfig`), `load_config`,

@@ -1,4 +1,4 @@
-"""Training augmentations written with torch ops (DESIGN §1 "Images": random resized crop,
+"""Training augmentations written with torch ops (docs/method.md §1.9: random resized crop,
 flips, intensity jitter, blur; there is no CPU torchvision here).
 
 Every function takes a [C, H, W] float tensor in [0, 1] (unnormalised, as the cache stores

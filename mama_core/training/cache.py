@@ -1,4 +1,4 @@
-"""On-disk cache of preprocessed model inputs (DESIGN §1 "Images": decode each DICOM once).
+"""On-disk cache of preprocessed model inputs (docs/method.md §1.9: decode each DICOM once).
 
 A DICOM or image file (PNG/JPEG/TIFF/PGM) is decoded (`mama_core.dicom.read_image`),
 resized and padded to the model's square

@@ -5,7 +5,7 @@ A checkpoint holds
   Frozen weights (the text base model) are not copied: they come back from the model's own
   local directory when the model is rebuilt from the same config.
 - `optimizer.pt` — AdamW and LR-scheduler state: tensors and primitives only, read back
-  with `torch.load(weights_only=True)`, so loading executes no code (DESIGN §1).
+  with `torch.load(weights_only=True)`, so loading executes no code (docs/method.md §1).
 - `state.json` — step, the resolved training config and the RNG states of every rank
   (base64 of the raw generator bytes), so that `--resume` continues exactly.
 

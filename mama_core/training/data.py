@@ -1,4 +1,4 @@
-"""Training pairs (DESIGN §1 "Data unit"): an image, a second view of the same study and the
+"""Training pairs (docs/method.md §1.1): an image, a second view of the same study and the
 first image's caption, rebuilt per sample with meta-information masking.
 
 Reproducibility: every sample carries its own seed, derived from (run seed, rank, micro-batch

@@ -1,4 +1,4 @@
-"""Distributed data parallel set-up (DESIGN §1: one GPU, several, or several machines).
+"""Distributed data parallel set-up (docs/method.md §1.8: one GPU, several, or several machines).
 
 Launch with torchrun, which sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR:
 

@@ -1,4 +1,4 @@
-"""EMBED join rules (DESIGN §1 "Data formats read" (b)) and table errors."""
+"""EMBED join rules (docs/method.md §1.11) and table errors."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def test_patch_tokens_exclude_cls_and_registers(bert_model) -> None:
         global_ = bert_model.encode_image(x)["image_global"]
     assert hidden.shape[1] == 1 + 4 + 16
     assert torch.allclose(patches, bert_model.image_local_head(hidden[:, 5:]))
-    # Global head = projection of the mean over all output tokens (DESIGN "Heads").
+    # Global head = projection of the mean over all output tokens (docs/method.md §1.5).
     assert torch.allclose(global_, bert_model.image_global_head(hidden.mean(1)))
 
 
