@@ -86,19 +86,19 @@ def generate_demo_studies(out_dir: Path, n_studies: int = 8, seed: int = 2024,
 
 def index_name(folder: Path) -> str:
     """The engine's index name for a folder (the same one `mama index FOLDER` uses)."""
-    from mama_core.inference import index
+    from mama_core.search import index_name_for
 
-    return index.index_name_for(folder)
+    return index_name_for(folder)
 
 
 def build_index(folder: Path, predictor: Any, stop: Any = None) -> Iterator[Any]:
-    from mama_core.inference.index import build_index as _build
+    from mama_core.search import build_index as _build
 
     return _build(folder, predictor, name=index_name(folder), stop=stop)
 
 
 def search(text: str, predictor: Any, folder: Path, top_k: int, local_weight: float) -> list[Any]:
-    from mama_core.inference.index import search as _search
+    from mama_core.search import search as _search
 
     return list(_search(text, predictor, name=index_name(folder), top_k=top_k, local_weight=local_weight))
 

@@ -25,13 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _rebuild_if_asked(args, predictor) -> None:
     from mama_core.errors import ModelError
-    from mama_core.inference.index import _default_index, build_index, check_model, index_folder, read_manifest
+    from mama_core.search.store import IndexFormatError
+    from mama_core.search import build_index, check_model, default_index, index_folder, load_manifest
 
-    name = args.index or _default_index()
+    name = args.index or default_index()
     args.index = name
     try:
-        check_model(read_manifest(name), predictor, name)
-    except ModelError:
+        check_model(load_manifest(name), predictor, name)
+    except (ModelError, IndexFormatError):
         if not args.rebuild:
             raise
         for _ in build_index(index_folder(name), predictor, name=name, rebuild=True):
@@ -39,8 +40,8 @@ def _rebuild_if_asked(args, predictor) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mama_core.inference import Predictor, search
-    from mama_core.inference.index import DEFAULT_LOCAL_WEIGHT
+    from mama_core.inference import Predictor
+    from mama_core.search import DEFAULT_LOCAL_WEIGHT, search
 
     weight = DEFAULT_LOCAL_WEIGHT if args.local_weight is None else args.local_weight
     predictor = Predictor.load(args.model, device=args.device)

@@ -143,10 +143,14 @@ class Predictor:
         """Decode and encode several files in one vision forward (a study's four views)."""
         from mama_core.dicom import read_image
 
-        images = [read_image(p) for p in paths]
+        return self.encode_decoded(paths, [read_image(p) for p in paths])
+
+    def encode_decoded(self, paths: list[Path], images: list[Any]) -> list[ImageFeatures]:
+        """Encode images another process already decoded (`read_image` results), in one
+        forward; the search index decodes in worker processes so the model is kept busy."""
         squares = [resize_to_square(img.pixels, self.image_size) for img in images]
         x = normalise(torch.stack([sq for sq, _ in squares]))[:, None].to(self.device)
-        with torch.inference_mode(), self._autocast():
+        with self._lock, torch.inference_mode(), self._autocast():  # re-entrant: callers may hold it
             out = self.model.encode_image(x)
         self.image_forwards += 1
         grid = tuple(self.model.patch_grid(self.image_size))

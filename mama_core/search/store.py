@@ -1,0 +1,298 @@
+"""The on-disk vector store of a search index: immutable segments, one atomic manifest.
+
+Layout under `user_data_dir()/indexes/<name>/` (docs/inference.md, "Text search"):
+
+    manifest.json      {"format", "name", "folder", "model": {"name", "fingerprint"},
+                        "shape": {"dim", "grid": [gh, gw], "pool"}, "generation",
+                        "segments": [{"id", "rows", "dead": [row, ...]}]}
+    segments/<id>/     files.json   one record per row: path, size, mtime_ns, study_uid, view, folder
+                       global.f32   [rows, D]     L2-normalised global embeddings (eq. 2 space)
+                       local.i8     [rows, C, D]  pooled, re-normalised patch embeddings, int8
+                       scale.f16    [rows, C]     per-cell dequantisation factor
+                       content.u8   [rows, C]     1 = the cell covers image, 0 = padding only
+    .lock              held (flock) by the one process that writes
+
+Why this shape: a query must not read every image's patches (O(archive) I/O), so stage 1
+reads only the global matrix and stage 2 memory-maps the local cells of a few hundred
+candidates.  The local store is compact: cells are `pool x pool` patches (mean, then
+L2-normalised again) with `pool` the smallest factor that keeps a row under
+LOCAL_BUDGET_BYTES, stored as int8 with one scale per cell (symmetric quantisation; error
+about 1e-3 in cosine).  Segments are written under a temporary name, fsynced, renamed and
+only then listed by the manifest, which is replaced atomically; a crash at any point leaves
+the previous manifest and every segment it lists intact.  Raw little-endian arrays and JSON
+only: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mama_core.errors import DataError, RegistryError
+from mama_core.registry import _fsync_dir, _fsync_tree, _write_json_atomic
+
+INDEX_FORMAT = 2
+LOCAL_BUDGET_BYTES = 96_000  # int8 cells + scales per image; keeps a row under 100 KB on disk
+FAULT_ENV = "MAMA_INDEX_FAULT"  # test hook: "<point>" kills the process there (see _fault)
+ARRAYS = {"global": ("global.f32", np.float32), "local": ("local.i8", np.int8),
+          "scale": ("scale.f16", np.float16), "content": ("content.u8", np.uint8)}
+
+
+class IndexFormatError(DataError):
+    """The index was written in another format version (rebuild it)."""
+
+
+@dataclass(frozen=True)
+class StoreShape:
+    """Shapes of one index: embedding size, the model's patch grid, the pooling factor."""
+
+    dim: int
+    grid: tuple[int, int]
+    pool: int
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or min(self.grid) < 1 or self.pool < 1:
+            raise DataError(f"invalid index shape dim={self.dim} grid={self.grid} pool={self.pool}")
+
+    @property
+    def cell_grid(self) -> tuple[int, int]:
+        return math.ceil(self.grid[0] / self.pool), math.ceil(self.grid[1] / self.pool)
+
+    @property
+    def cells(self) -> int:
+        gh, gw = self.cell_grid
+        return gh * gw
+
+    def row_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"global": (self.dim,), "local": (self.cells, self.dim), "scale": (self.cells,),
+                "content": (self.cells,)}
+
+    def to_json(self) -> dict:
+        return {"dim": self.dim, "grid": list(self.grid), "pool": self.pool}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StoreShape":
+        return cls(int(data["dim"]), (int(data["grid"][0]), int(data["grid"][1])), int(data["pool"]))
+
+
+def choose_shape(dim: int, grid: tuple[int, int], budget: int = LOCAL_BUDGET_BYTES) -> StoreShape:
+    """The finest pooling whose int8 cells (+ fp16 scales) fit `budget` bytes per image."""
+    pool = 1
+    while StoreShape(dim, grid, pool).cells * (dim + 2) > budget and pool < max(grid):
+        pool += 1
+    return StoreShape(dim, tuple(grid), pool)
+
+
+# --------------------------------------------------------------------------- compaction
+
+
+def compact_patches(patches: np.ndarray, content: np.ndarray, shape: StoreShape) -> tuple[np.ndarray, ...]:
+    """[n, P, D] L2-normalised patches + [n, P] content mask -> (int8 cells [n, C, D],
+    scales [n, C] float16, cell content [n, C] uint8).  Padding patches never enter a cell."""
+    n, (gh, gw), d, f = len(patches), shape.grid, shape.dim, shape.pool
+    x = np.asarray(patches, dtype=np.float32).reshape(n, gh, gw, d)
+    m = np.asarray(content, dtype=bool).reshape(n, gh, gw)
+    if f > 1:
+        x, m = _pool(x * m[..., None], m, shape)
+    x = x.reshape(n, -1, d)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    x = x / np.maximum(norms, 1e-12)  # a pooled cell is a direction, like a patch
+    peak = np.abs(x).max(axis=-1)
+    scale = np.maximum(peak, 1e-12) / 127.0
+    codes = np.rint(x / scale[..., None]).astype(np.int8)
+    return codes, scale.astype(np.float16), m.reshape(n, -1).astype(np.uint8)
+
+
+def _pool(x: np.ndarray, m: np.ndarray, shape: StoreShape) -> tuple[np.ndarray, np.ndarray]:
+    n, (gh, gw), d, f = len(x), shape.grid, shape.dim, shape.pool
+    ch, cw = shape.cell_grid
+    pad = ((0, 0), (0, ch * f - gh), (0, cw * f - gw))
+    xs = np.pad(x, pad + ((0, 0),)).reshape(n, ch, f, cw, f, d).sum(axis=(2, 4))
+    count = np.pad(m, pad).reshape(n, ch, f, cw, f).sum(axis=(2, 4))
+    return xs / np.maximum(count, 1)[..., None], count > 0
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def manifest_path(root: Path) -> Path:
+    return root / "manifest.json"
+
+
+def read_manifest(root: Path) -> dict:
+    """The published manifest; DataError naming the file for anything unreadable or old."""
+    path = manifest_path(root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise DataError(f"corrupt index manifest: {exc}", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError("corrupt index manifest: not a JSON object", path=path)
+    if data.get("format") != INDEX_FORMAT:
+        raise IndexFormatError(f"index format {data.get('format')!r} is not this version's format {INDEX_FORMAT} "
+                        f"(written by an older MaMA?); rebuild it with `mama index --rebuild --name {root.name}` "
+                        "or `mama index FOLDER --rebuild`", path=path)
+    return data
+
+
+def write_manifest(root: Path, manifest: dict) -> None:
+    """Publish `manifest` atomically (fsynced temp file, rename, fsynced folder)."""
+    _fault("manifest")
+    try:
+        _write_json_atomic(manifest_path(root), manifest)
+    except RegistryError as exc:  # disk full / read-only: the previous manifest is untouched
+        raise DataError(f"cannot write the index manifest: {exc.reason}", path=manifest_path(root)) from None
+
+
+def _fault(point: str) -> None:
+    """Crash-test hook: MAMA_INDEX_FAULT=<point> SIGKILLs this process at <point>
+    ("segment-data": half-way through a segment's arrays, "segment-sealed": a segment renamed
+    but not yet listed, "manifest": before the manifest is replaced)."""
+    if os.environ.get(FAULT_ENV) == point:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class WriterLock:
+    """One writer per index (flock on `.lock`); readers never lock."""
+
+    def __init__(self, root: Path):
+        self.path = root / ".lock"
+        self._fh: Any = None
+
+    def __enter__(self) -> "WriterLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise DataError("the index is being updated by another process; try again when it has finished",
+                            path=self.path.parent) from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+
+def sweep_orphans(root: Path, manifest: dict | None) -> None:
+    """Delete segments no manifest lists (left by a crash).  Only the lock holder calls this."""
+    listed = {s["id"] for s in (manifest or {}).get("segments", [])}
+    seg_root = root / "segments"
+    for p in seg_root.iterdir() if seg_root.is_dir() else []:
+        if p.name not in listed:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- segments
+
+
+class SegmentWriter:
+    """Appends rows to a staging segment; `seal()` makes it durable under its final name."""
+
+    def __init__(self, root: Path, shape: StoreShape):
+        self.root, self.shape = root, shape
+        self.id = f"seg-{uuid.uuid4().hex[:16]}"
+        self.tmp = root / "segments" / f".tmp-{self.id}"
+        self.tmp.mkdir(parents=True)
+        self.records: list[dict] = []
+        self._files = {k: open(self.tmp / fname, "wb") for k, (fname, _) in ARRAYS.items()}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, records: list[dict], globals_: np.ndarray, patches: np.ndarray, content: np.ndarray) -> None:
+        """Rows from encoder output: [n, D] global, [n, P, D] patches, [n, P] content mask."""
+        codes, scale, cells = compact_patches(patches, content, self.shape)
+        self.add_compact(records, {"global": globals_, "local": codes, "scale": scale, "content": cells})
+
+    def add_compact(self, records: list[dict], arrays: dict[str, np.ndarray]) -> None:
+        """Rows already in store form (merging segments copies them unchanged)."""
+        n = len(records)
+        for key, (_, dtype) in ARRAYS.items():
+            a = np.ascontiguousarray(arrays[key], dtype=dtype)
+            if a.shape != (n, *self.shape.row_shapes()[key]):
+                raise DataError(f"index rows of shape {a.shape} for {key!r}, expected {(n, *self.shape.row_shapes()[key])}")
+            self._write(key, a)
+        self.records.extend(records)
+
+    def _write(self, key: str, a: np.ndarray) -> None:
+        data = a.tobytes()
+        fh = self._files[key]
+        try:
+            fh.write(data[: len(data) // 2])
+            if key == "local":
+                fh.flush()
+                _fault("segment-data")
+            fh.write(data[len(data) // 2:])
+        except OSError as exc:
+            self.abort()
+            raise DataError(f"cannot write the index: {exc.strerror or exc}", path=self.tmp) from None
+
+    def seal(self) -> dict:
+        """fsync, rename to the final name; returns the manifest's entry for this segment."""
+        try:
+            for fh in self._files.values():
+                fh.close()
+            (self.tmp / "files.json").write_text(json.dumps(self.records), encoding="utf-8")
+            _fsync_tree(self.tmp)
+            final = self.root / "segments" / self.id
+            os.replace(self.tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            self.abort()
+            raise DataError(f"cannot write the index: {exc.strerror or exc}", path=self.tmp) from None
+        _fault("segment-sealed")
+        return {"id": self.id, "rows": len(self.records), "dead": []}
+
+    def abort(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@dataclass
+class Segment:
+    """One published segment, memory-mapped read-only."""
+
+    id: str
+    records: list[dict]
+    arrays: dict[str, np.ndarray]
+
+
+def open_segment(root: Path, entry: dict, shape: StoreShape) -> Segment:
+    folder = root / "segments" / entry["id"]
+    rows = int(entry["rows"])
+    try:
+        records = json.loads((folder / "files.json").read_text(encoding="utf-8"))
+        if not isinstance(records, list) or len(records) != rows:
+            raise ValueError(f"files.json lists {len(records) if isinstance(records, list) else '?'} rows, not {rows}")
+        arrays = {}
+        for key, (fname, dtype) in ARRAYS.items():
+            full = (rows, *shape.row_shapes()[key])
+            if int(np.prod(full)) == 0:
+                arrays[key] = np.zeros(full, dtype=dtype)
+                continue
+            arrays[key] = np.memmap(folder / fname, dtype=dtype, mode="r", shape=full)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise DataError(f"unreadable index segment: {exc}; rebuild the index with --rebuild", path=folder) from None
+    return Segment(entry["id"], records, arrays)
+
+
+__all__ = ["INDEX_FORMAT", "IndexFormatError", "StoreShape", "choose_shape", "compact_patches", "SegmentWriter", "Segment",
+           "open_segment", "read_manifest", "write_manifest", "WriterLock", "sweep_orphans"]
