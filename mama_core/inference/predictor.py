@@ -199,6 +199,18 @@ class Predictor:
         """L2-normalised global text embeddings [N, D] of one-sentence queries."""
         return self._encode_texts(list(texts), "global").numpy()
 
+    def query_embeddings(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(global [D], local [D]) L2-normalised embeddings of a one-sentence query from ONE
+        text forward (text search needs both; `embed_text` + `sentence_embeddings` run two)."""
+        g, loc = self._text_cache.get(("global", text)), self._text_cache.get(("local", text))
+        if g is None or loc is None:
+            with self._lock, torch.inference_mode(), self._autocast():
+                out = self.model.encode_sentences([text])
+            g, loc = _l2(out["text_global"].float().cpu())[0], _l2(out["sentence_local"].float().cpu())[0]
+            self._text_cache.put(("global", text), g)
+            self._text_cache.put(("local", text), loc)
+        return g.numpy(), loc.numpy()
+
     def sentence_embeddings(self, sentences: list[str]) -> torch.Tensor:
         """L2-normalised local (SLA) sentence embeddings [N, D]."""
         return self._encode_texts(list(sentences), "local")

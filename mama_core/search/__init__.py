@@ -45,8 +45,7 @@ def search_progressively(text: str, predictor: Any, name: str | None = None, top
     load_manifest(name)  # a clear error for a missing or old index
     snap = cached_snapshot(index_dir(name))
     check_model(snap.manifest, predictor, name)
-    t_global = predictor.embed_text([text])[0]
-    t_local = predictor.sentence_embeddings([text])[0].numpy()
+    t_global, t_local = predictor.query_embeddings(text)
     yield from rank_progressively(snap, t_global, t_local, top_k, local_weight, candidates)
 
 

@@ -151,16 +151,23 @@ def check_weight(local_weight: float) -> None:
 
 
 def candidate_views(snap: Snapshot, t_global: np.ndarray, candidates: int) -> np.ndarray:
-    """Stage 1: every view of the studies of the `candidates` best views by global score,
-    in stage-1 order (best first)."""
+    """Stage 1: the studies of the best views by global score, in that order, each with all
+    its views (a study's best view for the blended score may not be its best global one),
+    until about `candidates` views are collected."""
     if snap.size <= candidates:
         order = np.argsort(-(snap.globals_ @ t_global), kind="stable")
     else:
         _, ids = snap.stage1().search(np.asarray(t_global, dtype=np.float32)[None], candidates)
         order = ids[0][ids[0] >= 0]
     seen: dict[str, None] = {}
+    count = 0
     for i in order:
-        seen.setdefault(snap.records[i]["study_uid"], None)
+        uid = snap.records[i]["study_uid"]
+        if uid not in seen:
+            seen[uid] = None
+            count += len(snap.study_views[uid])
+            if count >= candidates:
+                break
     return np.concatenate([snap.study_views[u] for u in seen]) if seen else np.zeros(0, dtype=np.int64)
 
 
