@@ -244,6 +244,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--demo-dirs", type=Path, nargs="*", default=[],
                    help="`mama demo-data` folders for the quality part (seeds 2026 and 9001, 40 studies)")
     p.add_argument("--no-quality", action="store_true")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch and FAISS threads for the queries (default 1: one core per query)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return p.parse_args(argv)
 
@@ -261,6 +263,12 @@ def main(argv=None) -> int:
         result = {"images": args.images, "dim": args.dim, "grid": args.grid, "candidates": candidates}
         result.update(synthetic_build(root, args.images, args.dim, args.grid, args.commit_rows))
         result["bytes_per_image"] = disk_bytes(root) / args.images
+        import faiss
+        import torch
+
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+        result["threads"] = args.threads
         result.update(query_latency(root, args.dim, args.queries, candidates))
         result["rss_mb"] = rss_mb()
         result["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
