@@ -121,25 +121,40 @@ def _open(root: Path, manifest: dict) -> Snapshot:
     return snap
 
 
-_OPEN: dict[str, tuple[tuple, Snapshot]] = {}
+_OPEN: dict[str, tuple[tuple, tuple, Snapshot]] = {}
 _OPEN_LOCK = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _files_stamp(snap: Snapshot) -> tuple:
+    """Identity of every file the snapshot read: segments are never rewritten in place, so
+    a change means damage or a replaced index, and the snapshot is reopened (and checked)."""
+    from mama_core.search.store import ARRAYS
+
+    names = ["files.json"] + [fname for fname, _ in ARRAYS.values()]
+    return tuple(_stamp(snap.root / "segments" / s / n) for s in snap.seg_ids for n in names)
 
 
 def cached_snapshot(root: Path) -> Snapshot:
     """The snapshot of the current manifest, reopened only when the manifest changed (a
-    writer publishes by replacing it, which changes its inode and mtime)."""
-    try:
-        st = os.stat(root / "manifest.json")
-    except FileNotFoundError:
-        raise DataError("no search index here; build one with `mama index FOLDER`", path=root) from None
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    writer publishes by replacing it, which changes its inode and mtime) or a file under it did."""
+    stamp = _stamp(root / "manifest.json")
+    if not stamp:
+        raise DataError("no search index here; build one with `mama index FOLDER`", path=root)
     with _OPEN_LOCK:
         held = _OPEN.get(str(root))
-        if held and held[0] == stamp:
-            return held[1]
+    if held and held[0] == stamp and held[1] == _files_stamp(held[2]):
+        return held[2]
     snap = open_snapshot(root)
     with _OPEN_LOCK:
-        _OPEN[str(root)] = (stamp, snap)
+        _OPEN[str(root)] = (stamp, _files_stamp(snap), snap)
     return snap
 
 

@@ -276,21 +276,21 @@ class Segment:
 def open_segment(root: Path, entry: dict, shape: StoreShape) -> Segment:
     folder = root / "segments" / entry["id"]
     rows = int(entry["rows"])
+    path = folder / "files.json"
     try:
-        records = json.loads((folder / "files.json").read_text(encoding="utf-8"))
+        records = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(records, list) or len(records) != rows:
-            raise ValueError(f"files.json lists {len(records) if isinstance(records, list) else '?'} rows, not {rows}")
+            raise ValueError(f"lists {len(records) if isinstance(records, list) else '?'} rows, not {rows}")
         arrays = {}
         for key, (fname, dtype) in ARRAYS.items():
+            path = folder / fname
             full = (rows, *shape.row_shapes()[key])
-            if int(np.prod(full)) == 0:
-                arrays[key] = np.zeros(full, dtype=dtype)
-                continue
-            arrays[key] = np.memmap(folder / fname, dtype=dtype, mode="r", shape=full)
+            # raw arrays of a known dtype and shape: a wrong size is an error, never a pickle
+            arrays[key] = np.memmap(path, dtype=dtype, mode="r", shape=full) if rows else np.zeros(full, dtype)
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
-        raise DataError(f"unreadable index segment: {exc}; rebuild the index with --rebuild", path=folder) from None
+        raise DataError(f"unreadable index file: {exc}; rebuild the index with --rebuild", path=path) from None
     return Segment(entry["id"], records, arrays)
 
 
