@@ -141,6 +141,33 @@ def query_latency(root: Path, dim: int, n_queries: int, candidates: int) -> dict
             "candidate_views": int(len(views)), "queries": n_queries}
 
 
+def ann_stage1(root: Path, candidates: int, n_queries: int = 20) -> dict:
+    """The ANN stage 1 used beyond EXACT_LIMIT (HNSW), measured at this size: graph build
+    time, query time and recall of the exact top `candidates` views."""
+    import faiss
+
+    from mama_core.search.ranking import cached_snapshot
+
+    vectors = cached_snapshot(root).globals_
+    t = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efSearch = 256
+    hnsw.add(vectors)
+    build_s = time.perf_counter() - t
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    queries = _unit(np.random.default_rng(2).standard_normal((n_queries, vectors.shape[1]), dtype=np.float32))
+    times, recall = [], []
+    for q in queries:
+        _, exact = flat.search(q[None], candidates)
+        t = time.perf_counter()
+        _, approx = hnsw.search(q[None], candidates)
+        times.append((time.perf_counter() - t) * 1e3)
+        recall.append(len(set(exact[0]) & set(approx[0])) / candidates)
+    return {"hnsw_build_s": build_s, "hnsw_query_p50_ms": float(np.median(times)),
+            "hnsw_recall_at_candidates": float(np.mean(recall))}
+
+
 # --------------------------------------------------------------------------- 4. quality
 
 
@@ -244,6 +271,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--demo-dirs", type=Path, nargs="*", default=[],
                    help="`mama demo-data` folders for the quality part (seeds 2026 and 9001, 40 studies)")
     p.add_argument("--no-quality", action="store_true")
+    p.add_argument("--ann", action="store_true", help="also measure the HNSW stage 1 used beyond EXACT_LIMIT")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and FAISS threads for the queries (default 1: one core per query)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -271,6 +299,8 @@ def main(argv=None) -> int:
         result["threads"] = args.threads
         result.update(query_latency(root, args.dim, args.queries, candidates))
         result["rss_mb"] = rss_mb()
+        if args.ann:
+            result.update(ann_stage1(root, candidates))
         result["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result), file=sys.stderr, flush=True)  # kept even if the quality part fails
         if not args.no_quality and args.demo_dirs:
