@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1 ranks by where a finding is seen, see docs/inference.md)")
 
 
+    parser.add_argument("--candidates", type=int, default=None, metavar="N",
+                        help="views re-ranked by the local score after the global stage (default 512; "
+                             "raise it when ranking by where a finding is seen in a large index)")
+
+
 def _rebuild_if_asked(args, predictor) -> None:
     from mama_core.errors import ModelError
     from mama_core.search.store import IndexFormatError
@@ -41,12 +46,13 @@ def _rebuild_if_asked(args, predictor) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mama_core.inference import Predictor
-    from mama_core.search import DEFAULT_LOCAL_WEIGHT, search
+    from mama_core.search import DEFAULT_CANDIDATES, DEFAULT_LOCAL_WEIGHT, search
 
     weight = DEFAULT_LOCAL_WEIGHT if args.local_weight is None else args.local_weight
     predictor = Predictor.load(args.model, device=args.device)
     _rebuild_if_asked(args, predictor)
-    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=weight)
+    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=weight,
+                  candidates=args.candidates or DEFAULT_CANDIDATES)
     if args.json:
         print_json({"query": args.text, "index": args.index, "model": predictor.name, "hits": [h.to_json() for h in hits]})
         return 0
