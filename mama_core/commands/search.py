@@ -21,8 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-weight", type=float, default=None, metavar="W",
                         help="share of the sentence-to-patch (local) score in the ranking, 0-1 (default 0.5; "
                              "1 ranks by where a finding is seen, see docs/inference.md)")
-
-
     parser.add_argument("--candidates", type=int, default=None, metavar="N",
                         help="views re-ranked by the local score after the global stage (default 512; "
                              "raise it when ranking by where a finding is seen in a large index)")
