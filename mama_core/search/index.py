@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 
 COMMIT_ROWS = 1024  # publish at least every this many encoded files...
 COMMIT_SECONDS = 60.0  # ...or this often, whichever comes first
-MAX_SEGMENTS = 8  # more than this after a run: small segments are merged into one
-MERGE_BELOW = 65_536  # segments smaller than this (rows) take part in a merge
+MAX_SEGMENTS = 16  # more than this after a run: the small segments are merged into one
 
 
 @dataclass
@@ -178,12 +177,16 @@ def commit(root: Path, manifest: dict, new_segments: list[dict], dead: list[tupl
 
 
 def merge_small_segments(root: Path, manifest: dict) -> None:
-    """Keep the segment count (files opened per query) bounded: rewrite the small or mostly
-    dead segments as one.  Rows are copied as stored; nothing is re-encoded."""
+    """Keep the segment count (files opened per query) bounded: rewrite the small (under
+    1/MAX_SEGMENTS of the index) or mostly dead segments as one.  Large segments are never
+    rewritten, so a big archive is not copied again at the end of every run.  Rows are
+    copied as stored; nothing is re-encoded."""
     from mama_core.search.store import open_segment
 
     shape = StoreShape.from_json(manifest["shape"])
-    small = [e for e in manifest["segments"] if e["rows"] < MERGE_BELOW or len(e["dead"]) * 2 > e["rows"]]
+    live = sum(e["rows"] - len(e["dead"]) for e in manifest["segments"])
+    small = [e for e in manifest["segments"]
+             if (e["rows"] - len(e["dead"])) * MAX_SEGMENTS < live or len(e["dead"]) * 2 > e["rows"]]
     if len(manifest["segments"]) <= MAX_SEGMENTS or len(small) < 2:
         return
     writer = SegmentWriter(root, shape)
