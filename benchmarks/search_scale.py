@@ -9,7 +9,8 @@ index (`mama_core.search`), and its agreement with exact full-patch scoring.
    (the writer's cost does not depend on the values; quality is judged on real indexes
    below).  Every patch counts as content (the worst case: real mammograms are about half
    padding).  Build rate = images / time spent in the writer, commits and merges included.
-2. Disk bytes per image (everything under the index folder), resident memory.
+2. Disk bytes per image (everything under the index folder); resident memory of a fresh
+   process that opens the index and runs the queries (`rss_mb`), and the build's peak.
 3. Query latency p50 / p95 over distinct one-sentence queries, text encoding included: the
    demo model encodes the sentence (256-d), a fixed random projection maps it to `--dim`.
 4. Unless --no-quality: the real demo indexes (`mama demo-data` seeds 2026 and 9001, 40
@@ -275,7 +276,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="torch and FAISS threads for the queries (default 1: one core per query)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--query-only", type=Path, default=None, help=argparse.SUPPRESS)  # the child below
     return p.parse_args(argv)
+
+
+def query_process(root: Path, args: argparse.Namespace) -> dict:
+    """Steps 2-3 in a fresh process, so that its resident memory is that of a process that
+    opens the index and searches (the build's buffers are not counted)."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--images", str(args.images), "--dim", str(args.dim), "--grid", str(args.grid),
+           "--queries", str(args.queries), "--threads", str(args.threads), "--query-only", str(root)]
+    if args.candidates:
+        cmd += ["--candidates", str(args.candidates)]
+    if args.ann:
+        cmd.append("--ann")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_queries(root: Path, args: argparse.Namespace, candidates: int) -> dict:
+    import faiss
+    import torch
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    result = {"threads": args.threads}
+    result.update(query_latency(root, args.dim, args.queries, candidates))
+    result["rss_mb"] = rss_mb()
+    if args.ann:
+        result.update(ann_stage1(root, candidates))
+    return result
 
 
 def main(argv=None) -> int:
@@ -284,6 +315,9 @@ def main(argv=None) -> int:
     from mama_core.search.ranking import DEFAULT_CANDIDATES
 
     candidates = args.candidates or DEFAULT_CANDIDATES
+    if args.query_only:
+        print(json.dumps(run_queries(args.query_only, args, candidates)))
+        return 0
     scratch = args.out or Path(tempfile.mkdtemp(prefix="search-scale-"))
     os.environ["MAMA_DATA_DIR"] = str(scratch / "data")
     root = scratch / "synthetic-index"
@@ -291,17 +325,8 @@ def main(argv=None) -> int:
         result = {"images": args.images, "dim": args.dim, "grid": args.grid, "candidates": candidates}
         result.update(synthetic_build(root, args.images, args.dim, args.grid, args.commit_rows))
         result["bytes_per_image"] = disk_bytes(root) / args.images
-        import faiss
-        import torch
-
-        torch.set_num_threads(args.threads)
-        faiss.omp_set_num_threads(args.threads)
-        result["threads"] = args.threads
-        result.update(query_latency(root, args.dim, args.queries, candidates))
-        result["rss_mb"] = rss_mb()
-        if args.ann:
-            result.update(ann_stage1(root, candidates))
-        result["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["build_rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result.update(query_process(root, args))
         print(json.dumps(result), file=sys.stderr, flush=True)  # kept even if the quality part fails
         if not args.no_quality and args.demo_dirs:
             from mama_core.inference import Predictor
