@@ -202,6 +202,7 @@ def local_scores(snap: Snapshot, views: np.ndarray, t_local: np.ndarray) -> np.n
             sims[arrays["content"][rows] == 0] = -np.inf
             best = sims.max(axis=1) if sims.shape[1] else np.full(len(rows), -np.inf)
             out[part] = np.where(np.isfinite(best), best, -1.0)
+        snap.segments[snap.seg_ids[s]].release()
     return out
 
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import mmap
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,21 @@ class Segment:
     id: str
     records: list[dict]
     arrays: dict[str, np.ndarray]
+    maps: list = field(default_factory=list)  # the mmap objects behind `arrays`
+
+    def release(self) -> None:
+        """Drop the pages a query touched from this process (they stay in the kernel's page
+        cache), so that resident memory does not grow with every candidate ever read."""
+        for mm in self.maps:
+            mm.madvise(mmap.MADV_DONTNEED)
+
+
+def _map(path: Path, dtype: Any, shape: tuple[int, ...], maps: list) -> np.ndarray:
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    maps.append(mm)
+    # raw arrays of a known dtype and shape: a short file is an error, never a pickle
+    return np.frombuffer(mm, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
 
 def open_segment(root: Path, entry: dict, shape: StoreShape) -> Segment:
@@ -281,17 +297,16 @@ def open_segment(root: Path, entry: dict, shape: StoreShape) -> Segment:
         records = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(records, list) or len(records) != rows:
             raise ValueError(f"lists {len(records) if isinstance(records, list) else '?'} rows, not {rows}")
-        arrays = {}
+        arrays, maps = {}, []
         for key, (fname, dtype) in ARRAYS.items():
             path = folder / fname
             full = (rows, *shape.row_shapes()[key])
-            # raw arrays of a known dtype and shape: a wrong size is an error, never a pickle
-            arrays[key] = np.memmap(path, dtype=dtype, mode="r", shape=full) if rows else np.zeros(full, dtype)
+            arrays[key] = _map(path, dtype, full, maps) if rows else np.zeros(full, dtype)
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
         raise DataError(f"unreadable index file: {exc}; rebuild the index with --rebuild", path=path) from None
-    return Segment(entry["id"], records, arrays)
+    return Segment(entry["id"], records, arrays, maps)
 
 
 __all__ = ["INDEX_FORMAT", "IndexFormatError", "StoreShape", "choose_shape", "compact_patches", "SegmentWriter", "Segment",
