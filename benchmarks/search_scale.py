@@ -152,7 +152,7 @@ def ann_stage1(root: Path, candidates: int, n_queries: int = 20) -> dict:
     vectors = cached_snapshot(root).globals_
     t = time.perf_counter()
     hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efSearch = 256
+    hnsw.hnsw.efSearch = max(256, 2 * candidates)  # as mama_core.search.ranking.candidate_views
     hnsw.add(vectors)
     build_s = time.perf_counter() - t
     flat = faiss.IndexFlatIP(vectors.shape[1])

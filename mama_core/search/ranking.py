@@ -173,7 +173,10 @@ def candidate_views(snap: Snapshot, t_global: np.ndarray, candidates: int) -> np
     if snap.size <= candidates:
         order = np.argsort(-(snap.globals_ @ t_global), kind="stable")
     else:
-        _, ids = snap.stage1().search(np.asarray(t_global, dtype=np.float32)[None], candidates)
+        index = snap.stage1()
+        if hasattr(index, "hnsw"):  # the graph's beam must be wider than the list it returns
+            index.hnsw.efSearch = max(256, 2 * candidates)
+        _, ids = index.search(np.asarray(t_global, dtype=np.float32)[None], candidates)
         order = ids[0][ids[0] >= 0]
     seen: dict[str, None] = {}
     count = 0
