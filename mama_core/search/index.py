@@ -15,6 +15,7 @@ the same index.  Files are decoded in worker processes (`workers`) while the mod
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import time
@@ -249,6 +250,24 @@ def _read(path: str) -> Any:
         return DataError(f"cannot decode for the index: {exc}", path=path)
 
 
+def _worker_start(parent: int) -> None:
+    """Decoding-worker set-up: a worker must not outlive a killed `mama index` (it would keep
+    the caller's output pipes open), so it leaves when its parent is gone, and it does not
+    hold the parent's stdout/stderr at all (errors come back as values)."""
+    import threading
+
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def decoded_studies(studies: list[list[tuple]], workers: int) -> Iterator[tuple[list[tuple], list[Any]]]:
     """(file rows, decoded images or errors) per study, in order; `workers` > 0 decodes in
     that many processes, a few studies ahead of the encoder."""
@@ -258,7 +277,8 @@ def decoded_studies(studies: list[list[tuple]], workers: int) -> Iterator[tuple[
         return
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_start,
+                             initargs=(os.getpid(),)) as pool:
         ahead: list[tuple[list[tuple], list[Future]]] = []
         pending = iter(studies)
         for rows in pending:
