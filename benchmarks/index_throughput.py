@@ -26,7 +26,7 @@ TITLE = "Index throughput"
 
 def run_index(folder: Path, predictor) -> tuple[float, int]:
     """(seconds, files encoded) of one build_index run to the end."""
-    from mama_core.inference.index import build_index
+    from mama_core.search import build_index
 
     t = time.perf_counter()
     last = None

@@ -91,21 +91,31 @@ def generate_demo_studies(out_dir: Path, n_studies: int = 8, seed: int = 2024,
 
 def index_name(folder: Path) -> str:
     """The engine's index name for a folder (the same one `mama index FOLDER` uses)."""
-    from mama_core.inference import index
+    from mama_core.search import index_name_for
 
-    return index.index_name_for(folder)
+    return index_name_for(folder)
 
 
 def build_index(folder: Path, predictor: Any, stop: Any = None) -> Iterator[Any]:
-    from mama_core.inference.index import build_index as _build
+    from mama_core.search import build_index as _build
 
     return _build(folder, predictor, name=index_name(folder), stop=stop)
 
 
-def search(text: str, predictor: Any, folder: Path, top_k: int, local_weight: float) -> list[Any]:
-    from mama_core.inference.index import search as _search
+def search_progressively(text: str, predictor: Any, folder: Path, top_k: int, local_weight: float) -> Iterator[list[Any]]:
+    """The folder index's running top `top_k` hits, refined as candidates are re-ranked."""
+    from mama_core.search import search_progressively as _search
 
-    return list(_search(text, predictor, name=index_name(folder), top_k=top_k, local_weight=local_weight))
+    return _search(text, predictor, name=index_name(folder), top_k=top_k, local_weight=local_weight)
+
+
+def view_map(predictor: Any, path: str | Path, text: str) -> tuple[Any, Any, float, tuple[float, float]]:
+    """(pixels, the sentence's similarity map on those pixels, no-match threshold, value range)
+    of one image file: what a search hit's thumbnail shows."""
+    pixels = read_image(path).pixels
+    maps = predictor.similarity_maps(Path(path), [text])
+    stack = next(iter(maps.maps.values()))
+    return pixels, stack[0], float(maps.threshold), (float(maps.value_range[0]), float(maps.value_range[1]))
 
 
 def registry_models() -> list[tuple[str, str]]:

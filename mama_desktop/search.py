@@ -1,17 +1,23 @@
 """Text search over the open folder: rank its studies by a description.
 
 The first search in a folder builds the engine's search index in the background (with
-progress; later runs only encode new or changed files). Clicking a result opens the study,
-puts the query into the sentence-map box and highlights the best-matching view. "Rank by"
-sets the share of the sentence-to-patch score (docs/inference.md, `--local-weight`).
+progress; later runs only encode new or changed files). Everything runs on a worker thread:
+the ranked list appears and is refined while the engine re-ranks its candidates, then each
+of the first hits gets a thumbnail of its best view with the sentence's map. Clicking a
+result opens the study, puts the query into the sentence-map box and highlights the
+best-matching view. "Rank by" sets the share of the sentence-to-patch score
+(docs/inference.md, `--local-weight`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+import numpy as np
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -27,8 +33,12 @@ from PySide6.QtWidgets import (
 
 from . import engine
 from .controllers import describe_error
+from .sentence_maps import COLOUR_MAPS, heat_lut, threshold_position
 from .state import AppState
 from .workers import TaskRunner
+
+THUMBNAILS = 10  # hits that get a best-view thumbnail (each costs a map of one image)
+THUMB_PX = 72
 
 
 # (label, share of the local score); the first is mama_core's DEFAULT_LOCAL_WEIGHT (not
@@ -36,19 +46,75 @@ from .workers import TaskRunner
 RANKINGS = (("Whole image and where seen", 0.5), ("Where the finding is seen", 1.0), ("Whole image", 0.0))
 
 
+@dataclass
+class Ranked:
+    """The running ranking (reported while the engine re-ranks)."""
+
+    hits: list[Any]
+
+
+@dataclass
+class Thumbnail:
+    """A hit's best view, small: grey pixels [h, w] in 0-1 and the sentence's map on them."""
+
+    study_uid: str
+    pixels: np.ndarray
+    heat: np.ndarray
+    threshold: float
+    value_range: tuple[float, float]
+
+
 def build_and_search(folder: Path, predictor: Any, text: str, indexed: bool, local_weight: float,
                      progress: Any, stop: Any) -> list[Any]:
-    """Worker: (re)build the folder's index when needed, then rank its studies."""
+    """Worker: (re)build the folder's index when needed, rank its studies (reporting each
+    refinement), then report thumbnails of the first hits."""
     if not indexed:
         for report in engine.build_index(folder, predictor, stop=stop):
             progress(report)
-    return engine.search(text, predictor, folder, top_k=20, local_weight=local_weight)
+    hits: list[Any] = []
+    for hits in engine.search_progressively(text, predictor, folder, top_k=20, local_weight=local_weight):
+        progress(Ranked(list(hits)))
+    for hit in hits[:THUMBNAILS]:
+        if stop.is_set():
+            break
+        thumb = hit_thumbnail(predictor, hit, text)
+        if thumb is not None:
+            progress(thumb)
+    return hits
+
+
+def hit_thumbnail(predictor: Any, hit: Any, text: str) -> Thumbnail | None:
+    """The best view and its map, subsampled to about THUMB_PX; None when it cannot be read
+    (the hit itself stays in the list)."""
+    try:
+        pixels, heat, threshold, value_range = engine.view_map(predictor, hit.best_path, text)
+    except (engine.MamaError, OSError, ValueError, StopIteration):
+        return None
+    step = max(1, int(np.ceil(max(pixels.shape) / THUMB_PX)))
+    return Thumbnail(hit.study_uid, np.ascontiguousarray(pixels[::step, ::step]),
+                     np.ascontiguousarray(heat[::step, ::step]), threshold, value_range)
+
+
+def thumbnail_pixmap(thumb: Thumbnail) -> QPixmap:
+    """Grey image with the map blended on top: the sentence maps' colours, alpha ramp and
+    absolute scale (nothing drawn below the no-match threshold)."""
+    lo, hi = thumb.value_range
+    lut = heat_lut(COLOUR_MAPS[0], threshold_position(thumb.threshold, thumb.value_range)).astype(np.float32)
+    index = np.clip((thumb.heat - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.intp)
+    rgba = lut[index]
+    alpha = rgba[..., 3:4] / 255.0
+    grey = np.clip(thumb.pixels, 0, 1)[..., None] * 255.0
+    rgb = np.ascontiguousarray((grey * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8))
+    h, w = rgb.shape[:2]
+    return QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
 
 
 class SearchController(QObject):
     progress = Signal(int, int)
     busyChanged = Signal(bool)
-    results = Signal(str, list)  # query, hits
+    ranked = Signal(str, list)  # query, the ranking so far
+    thumbnail = Signal(object)  # Thumbnail
+    results = Signal(str, list)  # query, hits (final)
     failed = Signal(str)
 
     def __init__(self, state: AppState, runner: TaskRunner, parent: QObject | None = None):
@@ -71,8 +137,16 @@ class SearchController(QObject):
         self.runner.start(build_and_search, folder, predictor, text, key in self._indexed, local_weight,
                           wants_control=True,
                           on_done=lambda hits: self._done(key, text, hits), on_error=self._failed,
-                          on_progress=lambda r: self.progress.emit(int(r.done), int(r.total)))
+                          on_progress=lambda r: self._report(text, r))
         return True
+
+    def _report(self, text: str, report: Any) -> None:
+        if isinstance(report, Ranked):
+            self.ranked.emit(text, report.hits)
+        elif isinstance(report, Thumbnail):
+            self.thumbnail.emit(report)
+        else:
+            self.progress.emit(int(report.done), int(report.total))
 
     def _done(self, key: tuple[str, str], text: str, hits: list[Any]) -> None:
         self._indexed.add(key)
@@ -112,7 +186,9 @@ class SearchPanel(QWidget):
         self.status.setObjectName("Muted")
         self.status.setWordWrap(True)
         self.results = QListWidget()
+        self.results.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.query = ""
+        self._thumbs: dict[str, QPixmap] = {}  # study uid -> thumbnail, for the shown query
         row = QHBoxLayout()
         row.addWidget(self.field, 1)
         row.addWidget(self.go)
@@ -132,7 +208,9 @@ class SearchPanel(QWidget):
         self.rank_by.currentIndexChanged.connect(lambda _i: self.query and self.run())
         controller.progress.connect(self._on_progress)
         controller.busyChanged.connect(self._on_busy)
+        controller.ranked.connect(self._show)
         controller.results.connect(self._show)
+        controller.thumbnail.connect(self._on_thumbnail)
         controller.failed.connect(self.status.setText)
 
     def run(self) -> None:
@@ -150,6 +228,8 @@ class SearchPanel(QWidget):
         self.status.setText(f"Indexing {done}/{total} images…")
 
     def _show(self, query: str, hits: list[Any]) -> None:
+        if query != self.query:
+            self._thumbs.clear()
         self.query = query
         self.results.clear()
         for rank, hit in enumerate(hits, 1):
@@ -158,8 +238,17 @@ class SearchPanel(QWidget):
             item = QListWidgetItem(f"{rank}. {who}  ·  {hit.best_view}  ·  score {hit.score:+.3f}")
             item.setData(Qt.ItemDataRole.UserRole, (hit.study_uid, hit.best_view))
             item.setToolTip(f"{hit.study_uid}\nglobal {hit.global_score:+.3f}, local {hit.local_score:+.3f}")
+            if hit.study_uid in self._thumbs:
+                item.setIcon(QIcon(self._thumbs[hit.study_uid]))
             self.results.addItem(item)
         self.status.setText(f"{len(hits)} result{'s' if len(hits) != 1 else ''} for “{query}”" if query else "")
+
+    def _on_thumbnail(self, thumb: Thumbnail) -> None:
+        self._thumbs[thumb.study_uid] = pixmap = thumbnail_pixmap(thumb)
+        for row in range(self.results.count()):
+            item = self.results.item(row)
+            if item.data(Qt.ItemDataRole.UserRole)[0] == thumb.study_uid:
+                item.setIcon(QIcon(pixmap))
 
     def _activate(self, item: QListWidgetItem) -> None:
         uid, view = item.data(Qt.ItemDataRole.UserRole)

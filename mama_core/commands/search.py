@@ -21,17 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-weight", type=float, default=None, metavar="W",
                         help="share of the sentence-to-patch (local) score in the ranking, 0-1 (default 0.5; "
                              "1 ranks by where a finding is seen, see docs/inference.md)")
+    parser.add_argument("--candidates", type=int, default=None, metavar="N",
+                        help="views re-ranked by the local score after the global stage (default 512; "
+                             "raise it when ranking by where a finding is seen in a large index)")
 
 
 def _rebuild_if_asked(args, predictor) -> None:
     from mama_core.errors import ModelError
-    from mama_core.inference.index import _default_index, build_index, check_model, index_folder, read_manifest
+    from mama_core.search.store import IndexFormatError
+    from mama_core.search import build_index, check_model, default_index, index_folder, load_manifest
 
-    name = args.index or _default_index()
+    name = args.index or default_index()
     args.index = name
     try:
-        check_model(read_manifest(name), predictor, name)
-    except ModelError:
+        check_model(load_manifest(name), predictor, name)
+    except (ModelError, IndexFormatError):
         if not args.rebuild:
             raise
         for _ in build_index(index_folder(name), predictor, name=name, rebuild=True):
@@ -39,13 +43,14 @@ def _rebuild_if_asked(args, predictor) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mama_core.inference import Predictor, search
-    from mama_core.inference.index import DEFAULT_LOCAL_WEIGHT
+    from mama_core.inference import Predictor
+    from mama_core.search import DEFAULT_CANDIDATES, DEFAULT_LOCAL_WEIGHT, search
 
     weight = DEFAULT_LOCAL_WEIGHT if args.local_weight is None else args.local_weight
     predictor = Predictor.load(args.model, device=args.device)
     _rebuild_if_asked(args, predictor)
-    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=weight)
+    hits = search(args.text, predictor, name=args.index, top_k=args.top, local_weight=weight,
+                  candidates=args.candidates or DEFAULT_CANDIDATES)
     if args.json:
         print_json({"query": args.text, "index": args.index, "model": predictor.name, "hits": [h.to_json() for h in hits]})
         return 0

@@ -146,10 +146,14 @@ class Predictor:
         """Decode and encode several files in one vision forward (a study's four views)."""
         from mama_core.dicom import read_image
 
-        images = [read_image(p) for p in paths]
+        return self.encode_decoded(paths, [read_image(p) for p in paths])
+
+    def encode_decoded(self, paths: list[Path], images: list[Any]) -> list[ImageFeatures]:
+        """Encode images another process already decoded (`read_image` results), in one
+        forward; the search index decodes in worker processes so the model is kept busy."""
         squares = [fit_to_square(img.pixels, self.image_size, self.resize_mode) for img in images]
         x = normalise(torch.stack([sq for sq, _ in squares]))[:, None].to(self.device)
-        with torch.inference_mode(), self._autocast():
+        with self._lock, torch.inference_mode(), self._autocast():  # re-entrant: callers may hold it
             out = self.model.encode_image(x)
         self.image_forwards += 1
         grid = tuple(self.model.patch_grid(self.image_size))
@@ -197,6 +201,18 @@ class Predictor:
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """L2-normalised global text embeddings [N, D] of one-sentence queries."""
         return self._encode_texts(list(texts), "global").numpy()
+
+    def query_embeddings(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(global [D], local [D]) L2-normalised embeddings of a one-sentence query from ONE
+        text forward (text search needs both; `embed_text` + `sentence_embeddings` run two)."""
+        g, loc = self._text_cache.get(("global", text)), self._text_cache.get(("local", text))
+        if g is None or loc is None:
+            with self._lock, torch.inference_mode(), self._autocast():
+                out = self.model.encode_sentences([text])
+            g, loc = _l2(out["text_global"].float().cpu())[0], _l2(out["sentence_local"].float().cpu())[0]
+            self._text_cache.put(("global", text), g)
+            self._text_cache.put(("local", text), loc)
+        return g.numpy(), loc.numpy()
 
     def sentence_embeddings(self, sentences: list[str]) -> torch.Tensor:
         """L2-normalised local (SLA) sentence embeddings [N, D]."""

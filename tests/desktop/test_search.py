@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mama_desktop import engine
@@ -80,3 +81,69 @@ def test_search_ranks_a_study_with_a_mass_first(qtbot, window, tmp_path: Path) -
     best_with = min(ranks[u] for u in has_mass)
     best_without = min(ranks[u] for u in without)
     assert best_with < best_without, "a study with a mass ranks above the best study without one"
+
+
+def _synthetic_index(folder: Path, predictor, views: int) -> None:
+    """A `views`-image index for `folder` written through the engine's own writer: random
+    embeddings, file records cycling over the folder's real images (so thumbnails render)."""
+    import numpy as np
+
+    from mama_core.search.index import commit, fresh_manifest, index_dir, model_id, predictor_shape
+    from mama_core.search.store import SegmentWriter, write_manifest
+
+    studies, _ = engine.find_studies(folder)
+    files = [(s.uid, k, str(p)) for s in studies for k, p in sorted(s.images.items())]
+    shape = predictor_shape(predictor)
+    root = index_dir(engine.index_name(folder))
+    root.mkdir(parents=True)
+    manifest = fresh_manifest(root.name, folder, model_id(predictor), shape)
+    write_manifest(root, manifest)
+    rng = np.random.default_rng(0)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    records = [{"path": files[i % len(files)][2], "size": 0, "mtime_ns": 0, "study_uid": f"synthetic-{i // 4}",
+                "view": files[i % len(files)][1], "folder": str(folder)} for i in range(views)]
+    writer = SegmentWriter(root, shape)
+    writer.add(records, unit(rng.standard_normal((views, shape.dim))),
+               unit(rng.standard_normal((views, shape.grid[0] * shape.grid[1], shape.dim))),
+               np.ones((views, shape.grid[0] * shape.grid[1]), dtype=bool))
+    commit(root, manifest, [writer.seal()], [])
+
+
+@pytest.mark.slow
+def test_search_of_4000_images_runs_off_the_gui_thread_progressively(qtbot, window, studies_dir: Path,
+                                                                     tiny_model_dir: Path, monkeypatch) -> None:
+    """A 4,000-image index: the ranking is computed on a worker thread and shown as it is
+    refined, the first hits get a thumbnail, and the event loop keeps turning meanwhile."""
+    import threading
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    window.load_model(str(tiny_model_dir), "cpu")
+    qtbot.waitUntil(lambda: window.state.predictor is not None, timeout=60000)
+    open_and_wait(qtbot, window, studies_dir)
+    predictor = window.state.predictor
+    _synthetic_index(studies_dir, predictor, 4000)
+    window.searcher._indexed.add((str(window.state.folder), str(predictor.name)))  # built above
+    threads: list[threading.Thread] = []
+    original = engine.search_progressively
+    monkeypatch.setattr(engine, "search_progressively",
+                        lambda *a, **k: (threads.append(threading.current_thread()), original(*a, **k))[1])
+    rankings: list = []
+    thumbs: list = []
+    window.searcher.ranked.connect(lambda _q, hits: rankings.append(hits))
+    window.searcher.thumbnail.connect(thumbs.append)
+    ticks = [time.perf_counter()]
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(5)
+    hits = _run_search(qtbot, window, MASS_QUERY)
+    timer.stop()
+    assert threads and threads[0] is not threading.main_thread()
+    assert len(rankings) >= 2 and rankings[-1] == hits  # refined while re-ranking, then final
+    assert len(hits) == 20 and len(thumbs) == 10
+    icon = window.search.results.item(0).icon()
+    assert not icon.isNull()
+    gaps = np.diff(ticks)
+    print(f"event-loop gaps during a 4,000-image search: max {gaps.max() * 1e3:.0f} ms, "
+          f"p95 {np.percentile(gaps, 95) * 1e3:.0f} ms over {len(gaps)} ticks")

@@ -188,7 +188,7 @@ def test_image_cache_refuses_pickled_arrays(tmp_path, marker):
 def index(model_template, tmp_path_factory):
     """A real index of one synthetic study, built with the tiny model."""
     from mama_core.inference import Predictor
-    from mama_core.inference.index import build_index, index_dir
+    from mama_core.search import build_index, index_dir
     from mama_core.synthetic import generate_studies
 
     base = tmp_path_factory.mktemp("index")
@@ -202,7 +202,7 @@ def index(model_template, tmp_path_factory):
 @pytest.mark.parametrize("target", ["manifest.json", "feature"])
 @pytest.mark.parametrize("kind", ["torch", "pickle"])
 def test_search_index_refuses(index, tmp_path, marker, monkeypatch, target, kind):
-    from mama_core.inference.index import search
+    from mama_core.search import search
 
     predictor, data, root = index
     copy = tmp_path / "data"
@@ -210,7 +210,8 @@ def test_search_index_refuses(index, tmp_path, marker, monkeypatch, target, kind
     monkeypatch.setenv("MAMA_DATA_DIR", str(copy))
     assert search("a mass", predictor, name="safe")  # control: the copy works
     local = copy / "indexes" / "safe"
-    victim = local / "manifest.json" if target == "manifest.json" else sorted((local / "features").iterdir())[0]
+    segment = next(p for p in (local / "segments").iterdir() if not p.name.startswith("."))
+    victim = local / "manifest.json" if target == "manifest.json" else segment / "files.json"
     evil(victim, marker, kind)
     with pytest.raises(DataError) as info:
         search("a mass", predictor, name="safe")
@@ -239,7 +240,7 @@ def test_registry_refuses(model_template, tmp_path, marker, target, kind):
 def test_json_files_that_are_not_objects(model_template, checkpoint, index, tmp_path, monkeypatch, content):
     """Valid JSON of the wrong shape (or bytes that are not UTF-8) in version.json,
     active.json, a checkpoint's state.json and an index manifest: a MamaError each."""
-    from mama_core.inference.index import search
+    from mama_core.search import search
     from mama_core.registry import Registry
     from mama_core.training.checkpoint import load_checkpoint
 
