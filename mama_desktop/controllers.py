@@ -102,19 +102,11 @@ def load_views(study: Any) -> tuple[dict[str, LoadedView], list[tuple[str, str]]
             image = engine.read_image(path)
             tags = _tags(path)
             views[key] = LoadedView(key=key, image=image, tags=tags, pyramid=build_pyramid(image.pixels),
-                                    placement=placements.get(Path(path)), lesions=_lesions(path, image))
+                                    placement=placements.get(Path(path)),
+                                    lesions=engine.lesions_in_view(path, image))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the study stays usable
             errors.append(describe_error(exc))
     return views, errors
-
-
-def _lesions(path: Path, image: Any) -> list:
-    """Annotated lesions of a public-dataset image, in the frame of its displayed pixels
-    (`lesions_for_image` never raises: a bad annotation file leaves the view readable)."""
-    from mama_core.datasets import lesions_for_image
-
-    width = image.pixels.shape[1]
-    return [lesion.to_canonical(width, image.flipped) for lesion in lesions_for_image(path)]
 
 
 def _tags(path: Path) -> list[tuple[str, str, str]]:

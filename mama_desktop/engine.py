@@ -264,3 +264,56 @@ def table_kind(path: str | Path) -> str:
     if header & {"study_id", "StudyInstanceUID"} and "path" not in header and "image_id" not in header:
         return "labels"
     return "data"
+
+
+# ----- dataset ground truth and the PACS (docs/datasets.md, docs/pacs.md) ---------------------
+
+
+def lesions_in_view(path: str | Path, image: Any) -> list:
+    """Annotated lesions of a public-dataset image in the frame of its displayed pixels
+    (`lesions_for_image` never raises: a bad annotation file leaves the view readable)."""
+    from mama_core.datasets import lesions_for_image
+
+    width = image.pixels.shape[1]
+    return [lesion.to_canonical(width, image.flipped) for lesion in lesions_for_image(path)]
+
+
+def pacs_settings() -> Any:
+    from mama_core.pacs import load_settings
+
+    return load_settings()
+
+
+def pacs_find(node: Any, patient: str, date: str, accession: str, modality: str) -> list:
+    from mama_core.pacs import StudyQuery, find_studies
+
+    query = StudyQuery(patient_id=patient or None, date=date or None, accession=accession or None,
+                       modality=None if modality.lower() in ("", "any") else modality)
+    return find_studies(node, query)
+
+
+def pacs_check(node: Any) -> Any:
+    from mama_core.pacs import check_connection
+
+    return check_connection(node)
+
+
+def pacs_retrieve(node: Any, study_uid: str, priors: bool, progress: Any, stop: Any) -> Any:
+    from mama_core.pacs import get_study
+
+    return get_study(node, study_uid, priors=priors, stop=stop, progress=progress)
+
+
+def describe_report(result: dict) -> tuple[Any, list[str]]:
+    """The files `mama report --json` wrote, and one line each for the send preview."""
+    from mama_core.reports import ReportFiles, describe_files
+
+    files = ReportFiles(result["study_uid"], Path(result["sr"]), [Path(p) for p in result["segmentations"]],
+                        [Path(p) for p in result.get("parametric_maps", [])])
+    return files, describe_files(files.files)
+
+
+def pacs_send(node: Any, paths: list[Path]) -> dict:
+    from mama_core.pacs import store_files
+
+    return store_files(node, paths)

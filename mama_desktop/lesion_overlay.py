@@ -14,12 +14,12 @@ Outlines are cosmetic pens: one screen pixel wide at any zoom.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QTransform
 
-from mama_core.datasets import Lesion
 
 # One colour per lesion kind (mama_core.datasets.LESION_KINDS); chosen to stay apart from the
 # grey image and from the heat-map colour maps' hues at their maxima.
@@ -34,7 +34,7 @@ OVERLAY_Z = 20  # above the image (0) and the sentence heat map (10)
 CIRCLE_SEGMENTS = 72
 
 
-def outline_points(lesion: Lesion) -> tuple[np.ndarray, np.ndarray]:
+def outline_points(lesion: Any) -> tuple[np.ndarray, np.ndarray]:
     """Closed outline of a lesion (x, y arrays, first point repeated at the end)."""
     if lesion.shape == "polygon":
         points = list(lesion.polygon) + [lesion.polygon[0]]
@@ -68,7 +68,7 @@ class LesionOverlay:
         self._visible = True
 
     # ---- content ------------------------------------------------------------------------
-    def set_lesions(self, lesions: list[Lesion], native_shape: tuple[int, int] | None = None) -> None:
+    def set_lesions(self, lesions: list, native_shape: tuple[int, int] | None = None) -> None:
         """Draw `lesions` (canonical frame). `native_shape` (rows, cols) of the pixels the
         lesions refer to, when the image item shows a resized copy of them."""
         self.clear()

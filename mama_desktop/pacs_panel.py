@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from . import engine
 from .workers import Task, TaskRunner
 
 COLUMNS = ("Date", "Patient", "Accession", "Modalities", "Images", "Study UID")
@@ -27,26 +28,6 @@ Notify = Callable[[str, str, str], None]  # (level, message, details)
 
 
 # ---- worker bodies (run on pool threads; no Qt here) ------------------------------------------
-def _find(node: Any, patient: str, date: str, accession: str, modality: str) -> list:
-    from mama_core.pacs import StudyQuery, find_studies
-
-    query = StudyQuery(patient_id=patient or None, date=date or None, accession=accession or None,
-                       modality=None if modality.lower() in ("", "any") else modality)
-    return find_studies(node, query)
-
-
-def _check(node: Any) -> Any:
-    from mama_core.pacs import check_connection
-
-    return check_connection(node)
-
-
-def _retrieve(node: Any, study_uid: str, priors: bool, progress: Any, stop: Any) -> Any:
-    from mama_core.pacs import get_study
-
-    return get_study(node, study_uid, priors=priors, stop=stop, progress=progress)
-
-
 def report_command(folder: Path, study_uid: str, model_dir: Path, device: str, sentences: list[str],
                    out: Path) -> tuple[str, list[str]]:
     """(program, arguments) of the `mama report` child that writes the results.
@@ -59,19 +40,6 @@ def report_command(folder: Path, study_uid: str, model_dir: Path, device: str, s
     if sentences:
         args += ["--maps", *sentences]
     return sys.executable, args
-
-
-def _describe(result: dict) -> tuple[Any, list[str]]:
-    from mama_core.reports import ReportFiles, describe_files
-
-    files = ReportFiles(result["study_uid"], Path(result["sr"]), [Path(p) for p in result["segmentations"]])
-    return files, describe_files(files.files)
-
-
-def _send(node: Any, paths: list[Path]) -> dict:
-    from mama_core.pacs import store_files
-
-    return store_files(node, paths)
 
 
 class SendPreview(QDialog):
@@ -163,10 +131,8 @@ class PacsPanel(QWidget):
 
     def reload_nodes(self) -> None:
         """Fill the server list from the PACS settings (`mama pacs add`)."""
-        from mama_core.pacs import load_settings
-
         try:
-            settings = load_settings()
+            settings = engine.pacs_settings()
         except Exception as exc:  # noqa: BLE001 - a broken settings file is a notice
             self._fail(exc)
             return
@@ -209,7 +175,7 @@ class PacsPanel(QWidget):
             return
         self._ok(f"Searching {node.name}…")
         self.search_button.setEnabled(False)
-        self.runner.start(_find, node, self.patient.text().strip(), self.date.text().strip(),
+        self.runner.start(engine.pacs_find, node, self.patient.text().strip(), self.date.text().strip(),
                           self.accession.text().strip(), self.modality.text().strip(),
                           on_done=self._show_results, on_error=lambda e: self._fail(e, "Search failed: "),
                           on_settled=lambda: self.search_button.setEnabled(True))
@@ -231,7 +197,7 @@ class PacsPanel(QWidget):
         node = self._need_node()
         if node is not None:
             self._ok(f"Testing {node.name}…")
-            self.runner.start(_check, node, on_done=self._show_check, on_error=self._fail)
+            self.runner.start(engine.pacs_check, node, on_done=self._show_check, on_error=self._fail)
 
     def _show_check(self, report: Any) -> None:
         if report.ok:
@@ -254,7 +220,7 @@ class PacsPanel(QWidget):
         self.cancel_button.setEnabled(True)
         self._ok(f"Retrieving {study.study_uid}…")
         self._retrieval = self.runner.start(
-            _retrieve, node, study.study_uid, self.priors.isChecked(), wants_control=True,
+            engine.pacs_retrieve, node, study.study_uid, self.priors.isChecked(), wants_control=True,
             on_progress=self._show_progress, on_done=self._retrieved,
             on_error=lambda e: self._fail(e, "Retrieve failed (files already fetched are kept; retrieve again "
                                              "to resume): "),
@@ -329,7 +295,7 @@ class PacsPanel(QWidget):
             reason = next((line for line in reversed(err) if line.startswith("mama ")), err[-1] if err else f"exit {code}")
             self._fail(RuntimeError(reason), "Could not prepare the results: ")
             return
-        self.runner.start(_describe, result, on_done=lambda r: self._show_preview(node, *r),
+        self.runner.start(engine.describe_report, result, on_done=lambda r: self._show_preview(node, *r),
                           on_error=lambda e: self._fail(e, "Could not read the results: "))
 
     def _show_preview(self, node: Any, files: Any, lines: list[str]) -> None:
@@ -344,7 +310,7 @@ class PacsPanel(QWidget):
         if node is None or not self._pending_files:
             return
         self._ok(f"Sending {len(self._pending_files)} objects to {node.name}…")
-        self.runner.start(_send, node, list(self._pending_files), on_done=self._sent,
+        self.runner.start(engine.pacs_send, node, list(self._pending_files), on_done=self._sent,
                           on_error=lambda e: self._refused(node, e))
 
     def _sent(self, result: dict) -> None:

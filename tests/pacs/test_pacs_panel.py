@@ -121,9 +121,10 @@ def test_send_results_runs_mama_report_in_a_child_then_previews(qtbot, panel, or
     qtbot.waitUntil(lambda: panel.preview is not None and panel.preview.isVisible(), timeout=120000)
     text = panel.preview.text.toPlainText()
     assert "Structured Report (TID 1500)" in text and text.count("Segmentation on image") == 4
+    assert text.count("Parametric Map (cosine) on image") == 4  # one sentence, four views
     with qtbot.waitSignal(panel.sendDone, timeout=20000) as blocker:
         panel.preview.send_button.click()
-    assert len(blocker.args[0]["stored"]) == 5
+    assert len(blocker.args[0]["stored"]) == 1 + 4 + 4
 
 
 def test_main_window_hook_opens_the_retrieved_folder(qtbot, tmp_path):
