@@ -235,7 +235,9 @@ class SearchPanel(QWidget):
         for rank, hit in enumerate(hits, 1):
             study = self.state.study_by_uid(hit.study_uid)
             who = getattr(study, "patient_id", None) or hit.study_uid[-12:]
-            item = QListWidgetItem(f"{rank}. {who}  ·  {hit.best_view}  ·  score {hit.score:+.3f}")
+            flagged = getattr(hit.ood, "flagged", False)
+            mark = "  ·  ⚠ outside the model's experience" if flagged else ""
+            item = QListWidgetItem(f"{rank}. {who}  ·  {hit.best_view}  ·  score {hit.score:+.3f}{mark}")
             item.setData(Qt.ItemDataRole.UserRole, (hit.study_uid, hit.best_view))
             item.setToolTip(f"{hit.study_uid}\nglobal {hit.global_score:+.3f}, local {hit.local_score:+.3f}")
             if hit.study_uid in self._thumbs:

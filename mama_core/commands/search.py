@@ -54,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"query": args.text, "index": args.index, "model": predictor.name, "hits": [h.to_json() for h in hits]})
         return 0
-    rows = [(i, h.study_uid, f"{h.score:.3f}", f"{h.global_score:.3f}", f"{h.local_score:.3f}", h.best_view, h.folder)
-            for i, h in enumerate(hits, 1)]
-    print_table(["#", "study", "score", "global", "local", "best view", "folder"], rows)
+    rows = [(i, h.study_uid, f"{h.score:.3f}", f"{h.global_score:.3f}", f"{h.local_score:.3f}", h.best_view,
+             _ood_mark(h), h.folder) for i, h in enumerate(hits, 1)]
+    print_table(["#", "study", "score", "global", "local", "best view", "OOD", "folder"], rows)
     return 0
+
+
+def _ood_mark(hit) -> str:
+    """OUTSIDE when the model flags the study as unlike its training images (docs/inference.md)."""
+    status = getattr(hit.ood, "status", "unknown")
+    return {"out-of-distribution": "OUTSIDE", "in-distribution": "-"}.get(status, "?")

@@ -293,12 +293,3 @@ def fit_model_ood(model_dir: str | Path, reference_studies: Sequence[Any], heldo
     if write:
         save_ood(model_dir, stats)
     return stats
-
-
-def search_hit_ood(predictor: Any, paths: Sequence[str | Path]) -> OODResult:
-    """For search results: the OOD verdict of a hit's study from its image files (uses the
-    predictor's feature cache; "unknown" without statistics).  The search panel can call
-    this per hit and show a mark when `.flagged` is True."""
-    stats = getattr(predictor, "ood_stats", None)
-    feats = {str(p): predictor.image_features(p).image_global.numpy() for p in paths}
-    return study_result(stats, view_results(stats, feats))

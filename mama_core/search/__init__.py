@@ -28,6 +28,7 @@ from mama_core.search.ranking import (
     SearchHit,
     cached_snapshot,
     check_weight,
+    mark_ood,
     rank_progressively,
 )
 
@@ -46,7 +47,9 @@ def search_progressively(text: str, predictor: Any, name: str | None = None, top
     snap = cached_snapshot(index_dir(name))
     check_model(snap.manifest, predictor, name)
     t_global, t_local = predictor.query_embeddings(text)
-    yield from rank_progressively(snap, t_global, t_local, top_k, local_weight, candidates)
+    stats = getattr(predictor, "ood_stats", None)
+    for hits in rank_progressively(snap, t_global, t_local, top_k, local_weight, candidates):
+        yield mark_ood(snap, hits, stats)
 
 
 def search(text: str, predictor: Any, name: str | None = None, top_k: int = 10,

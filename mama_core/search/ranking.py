@@ -44,9 +44,12 @@ class SearchHit:
     local_score: float
     best_view: str
     best_path: str = ""  # the image file of best_view
+    ood: Any = None  # inference.ood.OODResult of the study, from its stored global embeddings
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["ood"] = self.ood.to_json() if self.ood is not None else None
+        return out
 
 
 @dataclass
@@ -226,6 +229,18 @@ def rank_progressively(snap: Snapshot, t_global: np.ndarray, t_local: np.ndarray
             _merge_hit(best, SearchHit(rec["study_uid"], rec["folder"], float(score[i]), float(g[i]),
                                        float(loc[i]), rec["view"], rec["path"]))
         yield sorted(best.values(), key=lambda h: h.score, reverse=True)[:top_k]
+
+
+def mark_ood(snap: Snapshot, hits: list[SearchHit], stats: Any) -> list[SearchHit]:
+    """Each hit's out-of-distribution verdict from the global embeddings the index already
+    holds (no image is read again); "unknown" when the model has no statistics."""
+    from mama_core.inference import ood
+
+    for hit in hits:
+        views = snap.study_views.get(hit.study_uid, np.zeros(0, dtype=np.int64))
+        embeddings = {snap.records[v]["view"]: snap.globals_[v] for v in views}
+        hit.ood = ood.study_result(stats, ood.view_results(stats, embeddings))
+    return hits
 
 
 def rank(snap: Snapshot, t_global: np.ndarray, t_local: np.ndarray, top_k: int = 10,

@@ -54,8 +54,6 @@ def test_fit_model_ood_writes_loadable_statistics(model_copy, studies):
     assert all(isinstance(v.ood.flagged, bool) for v in pred.views.values())
     assert pred.ood.threshold == pytest.approx(stats.study_threshold)
     assert any("only" in n for n in stats.notes)  # 8 held-out images: said, not hidden
-    hit = ood.search_hit_ood(after, list(studies[1].images.values()))  # what search results would mark
-    assert hit.flagged == pred.ood.flagged and hit.score == pytest.approx(pred.ood.score)
 
 
 def _real_files():

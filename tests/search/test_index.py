@@ -101,3 +101,20 @@ def test_stop_flag_ends_indexing_with_what_was_saved(predictor, studies_dir):
         list(gen)
     assert open_snapshot(index_dir("partial")).size == 4  # the first study, published at the stop
     assert _run(studies_dir, predictor).encoded == 8  # a different index name: independent
+
+
+def test_hits_carry_the_study_ood_verdict_from_the_stored_embeddings(predictor, studies_dir, studies, monkeypatch):
+    """Search marks out-of-distribution studies from the index's global vectors, with the same
+    verdict `predict` gives for the study (no image decoded again)."""
+    from mama_core.inference import ood
+
+    _run(studies_dir, predictor)
+    embed = lambda s: np.stack([predictor.image_features(p).image_global.numpy() for p in s.images.values()])  # noqa: E731
+    monkeypatch.setattr(predictor, "ood_stats", ood.fit_ood(embed(studies[0]), embed(studies[1]), k=2))
+    hits = search("There is a mass.", predictor, name="demo")
+    by_uid = {s.uid: s for s in studies}
+    for hit in hits:
+        expected = predictor.predict(by_uid[hit.study_uid]).ood
+        assert hit.ood.score == pytest.approx(expected.score, abs=1e-5) and hit.ood.flagged == expected.flagged
+        assert hit.to_json()["ood"]["status"] == expected.status
+    assert len(hits) == len(studies)
