@@ -46,12 +46,32 @@ def read_dataset(
         raise DicomError("not a DICOM file (no 'DICM' prefix / file meta information)", p) from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input; all mean "unreadable"
         raise DicomError(f"unreadable DICOM, truncated or corrupt ({type(exc).__name__}: {exc})", p) from exc
+    second = _second_meta_block(p)
+    if second:
+        raise DicomError(f"two conflicting file-meta blocks: {second}; the file was written twice over "
+                         "itself or concatenated, so its encoding cannot be trusted", p)
     size = p.stat().st_size
     if _cut_short(ds, size) or _cut_short(getattr(ds, "file_meta", None) or Dataset(), size):
         raise DicomError("truncated file: an element holds fewer bytes than its declared length", p)
     if specific_tags is None and len(ds) == 0:
         raise DicomError("no data elements after the file meta information (empty or truncated file)", p)
     return ds
+
+
+def _second_meta_block(path: Path) -> str:
+    """A description when group 0002 starts again right after the file meta information its
+    group length announces (PS3.10 7.1: one block, then the data set); '' otherwise."""
+    with open(path, "rb") as fh:
+        head = fh.read(144)
+        if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+            return ""  # no preamble or no group length first: pydicom has judged the meta already
+        end = 144 + int.from_bytes(head[140:144], "little")
+        fh.seek(end)
+        tag = fh.read(4)
+    if len(tag) == 4 and int.from_bytes(tag[:2], "little") == 0x0002:
+        element = int.from_bytes(tag[2:], "little")
+        return f"a second group 0002 starts at byte {end} (element (0002,{element:04X}))"
+    return ""
 
 
 def read_header(path: str | Path) -> Dataset:

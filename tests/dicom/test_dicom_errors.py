@@ -128,3 +128,33 @@ def test_header_and_tags_errors_name_the_file(tmp_path):
 def test_find_studies_on_missing_folder(tmp_path):
     with pytest.raises(DicomError, match="not found"):
         find_studies(tmp_path / "absent")
+
+
+def test_two_conflicting_file_meta_blocks_are_named_and_the_folder_still_opens(tmp_path):
+    """A second group-0002 block after the first (a file written over itself, or two files
+    concatenated) claims another transfer syntax: a clear DicomError, not a decoder's riddle;
+    the other views of the folder still form their study."""
+    import io
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import JPEGBaseline8Bit
+
+    paths = make.four_views(tmp_path)
+    victim = paths["LCC"]
+    raw = victim.read_bytes()
+    end = 144 + int.from_bytes(raw[140:144], "little")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.2", "1.2.3"
+    meta.TransferSyntaxUID, meta.ImplementationClassUID = JPEGBaseline8Bit, "1.2.3.4"
+    second = io.BytesIO()
+    write_file_meta_info(second, meta, enforce_standard=True)
+    victim.write_bytes(raw[:end] + second.getvalue() + raw[end:])
+
+    with pytest.raises(DicomError, match="two conflicting file-meta blocks") as info:
+        read_image(victim)
+    assert info.value.path == victim
+    skipped: list = []
+    (study,) = find_studies(tmp_path, skipped)
+    assert set(study.images) == {"RCC", "RMLO", "LMLO"}
+    assert [(p, "file-meta" in why) for p, why in skipped] == [(victim, True)]
