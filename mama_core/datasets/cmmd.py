@@ -17,8 +17,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import openpyxl
-
 from mama_core.data.records import ImageRecord, parse_cell
 from mama_core.data.tables import Row, iter_rows, sniff_delimiter
 from mama_core.datasets.base import DatasetAdapter, DatasetInfo, require_folder
@@ -49,6 +47,8 @@ def find_table(folder: Path) -> Path | None:
 
 def _xlsx_rows(path: Path) -> list[Row]:
     """Rows of the first sheet as `Row`s (header = first row)."""
+    import openpyxl  # here, not at the top: 90 ms of imports every desktop loading worker would pay
+
     try:
         sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).worksheets[0]
         cells = [["" if v is None else str(v).strip() for v in row] for row in sheet.iter_rows(values_only=True)]
