@@ -304,13 +304,10 @@ def pacs_retrieve(node: Any, study_uid: str, priors: bool, progress: Any, stop: 
     return get_study(node, study_uid, priors=priors, stop=stop, progress=progress)
 
 
-def describe_report(result: dict) -> tuple[Any, list[str]]:
-    """The files `mama report --json` wrote, and one line each for the send preview."""
-    from mama_core.reports import ReportFiles, describe_files
-
-    files = ReportFiles(result["study_uid"], Path(result["sr"]), [Path(p) for p in result["segmentations"]],
-                        [Path(p) for p in result.get("parametric_maps", [])])
-    return files, describe_files(files.files)
+def describe_report(result: dict) -> tuple[list[Path], list[str]]:
+    """The files `mama report --json` wrote and its preview lines (one per object). Read from
+    the child's output: importing highdicom here would hold the GIL for a third of a second."""
+    return [Path(p) for p in result["files"]], list(result["preview"])
 
 
 def pacs_send(node: Any, paths: list[Path]) -> dict:

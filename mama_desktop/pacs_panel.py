@@ -298,8 +298,8 @@ class PacsPanel(QWidget):
         self.runner.start(engine.describe_report, result, on_done=lambda r: self._show_preview(node, *r),
                           on_error=lambda e: self._fail(e, "Could not read the results: "))
 
-    def _show_preview(self, node: Any, files: Any, lines: list[str]) -> None:
-        self._pending_files = list(files.files)
+    def _show_preview(self, node: Any, files: list[Path], lines: list[str]) -> None:
+        self._pending_files = list(files)
         self.preview = SendPreview(node.name, lines, self)
         self.preview.accepted.connect(lambda: self.send(node))
         self.preview.open()  # window-modal, never a nested event loop

@@ -29,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.model, device=args.device)
     files = write_study_report(study, args.out, predictor, args.maps)
     if args.json:
-        print_json(files.to_json())
+        from mama_core.reports import describe_files
+
+        # The preview lines too: the desktop shows them without importing highdicom itself.
+        print_json({**files.to_json(), "preview": describe_files(files.files)})
     else:
         for path in files.files:
             print(path)

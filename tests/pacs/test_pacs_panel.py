@@ -78,7 +78,7 @@ def _results(orthanc, tmp_path):
 def test_send_shows_a_preview_then_stores(qtbot, panel, orthanc, tmp_path):
     panel.server.setCurrentText("web")
     files, sr = _results(orthanc, tmp_path)
-    panel._show_preview(panel.node(), files, describe_files(files.files))
+    panel._show_preview(panel.node(), files.files, describe_files(files.files))
     assert "Structured Report (TID 1500)" in panel.preview.text.toPlainText()
     assert "view LCC" in panel.preview.text.toPlainText()
     with qtbot.waitSignal(panel.sendDone, timeout=20000) as blocker:
@@ -91,7 +91,7 @@ def test_a_refusing_server_gives_a_clear_notice(qtbot, panel, orthanc, dimse_nod
     panel.reload_nodes()
     panel.server.setCurrentText("wrong-ae")
     files, _ = _results(orthanc, tmp_path)
-    panel._show_preview(panel.node(), files, describe_files(files.files))
+    panel._show_preview(panel.node(), files.files, describe_files(files.files))
     with qtbot.waitSignal(panel.sendDone, timeout=20000) as blocker:
         panel.preview.send_button.click()
     assert isinstance(blocker.args[0], Exception)
