@@ -308,9 +308,3 @@ def describe_report(result: dict) -> tuple[list[Path], list[str]]:
     """The files `mama report --json` wrote and its preview lines (one per object). Read from
     the child's output: importing highdicom here would hold the GIL for a third of a second."""
     return [Path(p) for p in result["files"]], list(result["preview"])
-
-
-def pacs_send(node: Any, paths: list[Path]) -> dict:
-    from mama_core.pacs import store_files
-
-    return store_files(node, paths)

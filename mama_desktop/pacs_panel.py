@@ -283,17 +283,24 @@ class PacsPanel(QWidget):
             env.insert(key, value)
         return env
 
-    def _report_written(self, node: Any, process: QProcess, code: int) -> None:
-        self.send_button.setEnabled(True)
+    @staticmethod
+    def _child_result(process: QProcess, code: int) -> dict | str:
+        """A `mama ... --json` child's last JSON line, or the reason it failed in words."""
         out = bytes(process.readAllStandardOutput()).decode("utf-8", "replace").strip().splitlines()
         err = bytes(process.readAllStandardError()).decode("utf-8", "replace").strip().splitlines()
         try:
             result = json.loads(out[-1]) if code == 0 and out else None
         except ValueError:
             result = None
-        if result is None:
-            reason = next((line for line in reversed(err) if line.startswith("mama ")), err[-1] if err else f"exit {code}")
-            self._fail(RuntimeError(reason), "Could not prepare the results: ")
+        if isinstance(result, dict):
+            return result
+        return next((line for line in reversed(err) if line.startswith("mama ")), err[-1] if err else f"exit {code}")
+
+    def _report_written(self, node: Any, process: QProcess, code: int) -> None:
+        self.send_button.setEnabled(True)
+        result = self._child_result(process, code)
+        if not isinstance(result, dict):
+            self._fail(RuntimeError(result), "Could not prepare the results: ")
             return
         self.runner.start(engine.describe_report, result, on_done=lambda r: self._show_preview(node, *r),
                           on_error=lambda e: self._fail(e, "Could not read the results: "))
@@ -310,8 +317,22 @@ class PacsPanel(QWidget):
         if node is None or not self._pending_files:
             return
         self._ok(f"Sending {len(self._pending_files)} objects to {node.name}…")
-        self.runner.start(engine.pacs_send, node, list(self._pending_files), on_done=self._sent,
-                          on_error=lambda e: self._refused(node, e))
+        # A `mama pacs store` child, like the report: parsing the result files (the SR's
+        # thousands of content items) in a worker thread held the GIL for a third of a second.
+        self._store_process = process = QProcess(self)
+        process.setProcessEnvironment(self._child_environment())
+        process.finished.connect(lambda code, _status: self._stored(node, process, code))
+        process.errorOccurred.connect(lambda err: self._stored(node, process, -1)
+                                      if err == QProcess.ProcessError.FailedToStart else None)
+        process.start(sys.executable, ["-m", "mama_core.cli", "pacs", "store", "--server", node.name, "--json",
+                                       *map(str, self._pending_files)])
+
+    def _stored(self, node: Any, process: QProcess, code: int) -> None:
+        result = self._child_result(process, code)
+        if isinstance(result, dict):
+            self._sent(result)
+        else:
+            self._refused(node, RuntimeError(result))
 
     def _sent(self, result: dict) -> None:
         self._ok(f"{result['server']} stored {len(result['stored'])} objects.")
