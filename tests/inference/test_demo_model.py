@@ -20,20 +20,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def unseen(tmp_path_factory):
-    from mama_core.synthetic import generate_studies
-
-    out = tmp_path_factory.mktemp("unseen") / "seed-4321"
-    generate_studies(out, 12, seed=4321, rows=1024)
-    return out
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from mama_core.inference import Predictor
-
-    return Predictor.load("demo", device="cpu")
+# `unseen` (seed 4321) and `demo` are the session fixtures of tests/inference/conftest.py.
 
 
 def test_zero_shot_density_balanced_accuracy(demo, unseen):
