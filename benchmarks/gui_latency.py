@@ -171,16 +171,22 @@ PHASES = (("model_load", "model load (worker)"), ("study_load", "(a) open folder
           ("typing", "(b) typing a sentence, live maps"), ("finetune", "(c) `mama finetune --mode linear-probe` running"))
 
 
-def markdown(r: dict) -> str:
+def gap_rows(r: dict, phases) -> list[tuple[str, str]]:
+    """One table row per measured phase: its longest gap against the target, p99, count, time."""
     rows = []
-    for key, name in PHASES:
+    for key, name in phases:
         p = r[key]
         flag = "ok" if p["max_gap_ms"] <= TARGET_MS else "**over 100 ms**"
         extra = "" if p["finished"] else ", did not finish in time"
-        if key == "finetune":
+        if "exit_code" in p:
             extra += f", exit {p['exit_code']}, {p['reports']} reports"
         rows.append((name, f"max gap {p['max_gap_ms']:.0f} ms ({flag}), p99 {p['p99_gap_ms']:.0f} ms, "
                            f"{p['gaps_over_target']} gaps > 100 ms, {p['seconds']:.1f} s{extra}"))
+    return rows
+
+
+def markdown(r: dict) -> str:
+    rows = gap_rows(r, PHASES)
     return "\n".join([
         f"`python benchmarks/gui_latency.py --studies {r['studies']} --rows {r['rows']} --steps {r['finetune']['steps']}` "
         f"— the real MainWindow on Qt's `{r['platform']}` platform; a 10 ms QTimer records the longest gap "

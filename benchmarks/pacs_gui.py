@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, resolve_model, table  # noqa: E402
-from gui_latency import TARGET_MS, StallMonitor, phase  # noqa: E402
+from gui_latency import TARGET_MS, StallMonitor, gap_rows, phase  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 TITLE = "PACS source event-loop latency"
@@ -102,17 +102,11 @@ def measure(rows: int, model: str, tmp: Path, timeout_s: float) -> dict:
 
 
 PHASES = (("search", "(a) QIDO search"), ("retrieve_open", "(b) retrieve study + prior, open, predict"),
-          ("send", "(c) write SR + SEG, preview, STOW"))
+          ("send", "(c) write SR + Parametric Maps + SEG, preview, STOW"))
 
 
 def markdown(r: dict) -> str:
-    rows = []
-    for key, name in PHASES:
-        p = r[key]
-        flag = "ok" if p["max_gap_ms"] <= TARGET_MS else "**over 100 ms**"
-        extra = "" if p["finished"] else ", did not finish in time"
-        rows.append((name, f"max gap {p['max_gap_ms']:.0f} ms ({flag}), p99 {p['p99_gap_ms']:.0f} ms, "
-                           f"{p['gaps_over_target']} gaps > 100 ms, {p['seconds']:.1f} s{extra}"))
+    rows = gap_rows(r, PHASES)
     return "\n".join([
         f"`python benchmarks/pacs_gui.py --rows {r['rows']}` — the real MainWindow (File > PACS) on Qt's "
         f"`{r['platform']}` platform against a local Orthanc; a 10 ms QTimer records the longest gap between its "
