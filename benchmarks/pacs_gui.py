@@ -5,7 +5,7 @@ synthetic MG studies; the real MainWindow on Qt's offscreen platform opens File 
   (a) searches the node (QIDO-RS),
   (b) retrieves a study with its prior (WADO-RS) and opens it through the open-folder path
       until its first study is displayed with a prediction,
-  (c) "Send results": writes the SR + Segmentations for the current study with one sentence
+  (c) "Send results": writes the SR, Parametric Maps and Segmentations for the current study with one sentence
       map, shows the preview, and sends them (STOW-RS).
 A 10 ms QTimer records the longest gap between ticks (gui_latency.py's StallMonitor).
 Target: no gap above 100 ms. Needs Orthanc + its DICOMweb plugin.
