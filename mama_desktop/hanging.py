@@ -527,7 +527,9 @@ class ViewPane(QFrame):
         x = 8 if self.mirrored else max(8, self.graphics.width() - self.title.width() - 8)
         self.title.move(x, 6)
         self.ood_badge.adjustSize()
-        self.ood_badge.move(x, 6 + self.title.height() + 4)
+        # Same outer edge as the title, measured on the badge itself (it is wider).
+        bx = 8 if self.mirrored else max(8, self.graphics.width() - self.ood_badge.width() - 8)
+        self.ood_badge.move(bx, 6 + self.title.height() + 4)
         self.badge.adjustSize()
         self.badge.move(
             max(0, (self.graphics.width() - self.badge.width()) // 2),

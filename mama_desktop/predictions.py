@@ -145,7 +145,7 @@ class PredictionsPanel(QWidget):
         """Badge and notice for the current selection; True when the bars must be greyed."""
         p, ood = self.state.prediction, self.selected_ood()
         notice = getattr(p, "notice", None) if p is not None else None
-        self.model_notice.setText(f"ⓘ {notice}" if notice else "")
+        self.model_notice.setText(f"Note — {notice}" if notice else "")  # no symbol glyph: fonts lack it
         self.model_notice.setVisible(bool(notice))
         flagged = bool(ood is not None and ood.flagged)
         if flagged:
