@@ -47,9 +47,9 @@ def search_progressively(text: str, predictor: Any, name: str | None = None, top
     snap = cached_snapshot(index_dir(name))
     check_model(snap.manifest, predictor, name)
     t_global, t_local = predictor.query_embeddings(text)
-    stats = getattr(predictor, "ood_stats", None)
+    stats, known = getattr(predictor, "ood_stats", None), {}
     for hits in rank_progressively(snap, t_global, t_local, top_k, local_weight, candidates):
-        yield mark_ood(snap, hits, stats)
+        yield mark_ood(snap, hits, stats, known)  # each study's verdict computed once per search
 
 
 def search(text: str, predictor: Any, name: str | None = None, top_k: int = 10,

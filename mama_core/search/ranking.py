@@ -231,15 +231,19 @@ def rank_progressively(snap: Snapshot, t_global: np.ndarray, t_local: np.ndarray
         yield sorted(best.values(), key=lambda h: h.score, reverse=True)[:top_k]
 
 
-def mark_ood(snap: Snapshot, hits: list[SearchHit], stats: Any) -> list[SearchHit]:
+def mark_ood(snap: Snapshot, hits: list[SearchHit], stats: Any, known: dict | None = None) -> list[SearchHit]:
     """Each hit's out-of-distribution verdict from the global embeddings the index already
-    holds (no image is read again); "unknown" when the model has no statistics."""
+    holds (no image is read again); "unknown" when the model has no statistics. `known`
+    (study uid -> verdict) carries verdicts across the refinements of one search."""
     from mama_core.inference import ood
 
+    known = {} if known is None else known
     for hit in hits:
-        views = snap.study_views.get(hit.study_uid, np.zeros(0, dtype=np.int64))
-        embeddings = {snap.records[v]["view"]: snap.globals_[v] for v in views}
-        hit.ood = ood.study_result(stats, ood.view_results(stats, embeddings))
+        if hit.study_uid not in known:
+            views = snap.study_views.get(hit.study_uid, np.zeros(0, dtype=np.int64))
+            embeddings = {snap.records[v]["view"]: snap.globals_[v] for v in views}
+            known[hit.study_uid] = ood.study_result(stats, ood.view_results(stats, embeddings))
+        hit.ood = known[hit.study_uid]
     return hits
 
 

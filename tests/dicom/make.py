@@ -68,7 +68,12 @@ def mg(
     if orientation is not None:
         ds.PatientOrientation = orientation
     _set_pixels(ds, breast() if pixels is None else pixels, bits, photometric)
-    for key, value in extra.items():
+    return set_tags(ds, **extra)
+
+
+def set_tags(ds: Dataset, **tags: Any) -> Dataset:
+    """Set each keyword to its value; None removes the element."""
+    for key, value in tags.items():
         if value is None:
             if key in ds:
                 delattr(ds, key)

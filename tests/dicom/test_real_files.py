@@ -55,13 +55,7 @@ def test_cbis_ddsm_image_reads_with_its_placement():
 
 
 def _rewritten(src_name: str, dest: Path, **tags) -> Path:
-    ds = pydicom.dcmread(get_testdata_file(src_name, download=False))
-    for keyword, value in tags.items():
-        if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
+    ds = make.set_tags(pydicom.dcmread(get_testdata_file(src_name, download=False)), **tags)
     dest.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(dest)
     return dest
