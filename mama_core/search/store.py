@@ -147,10 +147,10 @@ def read_manifest(root: Path) -> dict:
 
 
 def write_manifest(root: Path, manifest: dict) -> None:
-    """Publish `manifest` atomically (fsynced temp file, rename, fsynced folder)."""
-    _fault("manifest")
+    """Publish `manifest` atomically (fsynced temp file, rename, fsynced folder). The fault
+    point "index.manifest" kills the process with half the new manifest in the temp file."""
     try:
-        fs.write_json(manifest_path(root), manifest, indent=1)
+        fs.write_json(manifest_path(root), manifest, fault="index.manifest", indent=1)
     except OSError as exc:  # disk full / read-only: the previous manifest is untouched
         raise DataError(f"cannot write the index manifest: {exc.strerror or exc}", path=manifest_path(root)) from None
 
@@ -158,7 +158,7 @@ def write_manifest(root: Path, manifest: dict) -> None:
 def _fault(point: str) -> None:
     """Crash-test hook (mama_core.fs fault points): MAMA_FAULT_POINT=index.<point> SIGKILLs this
     process at <point> ("segment-data": half-way through a segment's arrays, "segment-sealed":
-    a segment renamed but not yet listed, "manifest": before the manifest is replaced)."""
+    a segment renamed but not yet listed, "manifest": half-way through the new manifest's temp file, before the rename)."""
     fs.fault_point(f"index.{point}")
 
 
@@ -186,7 +186,9 @@ class WriterLock:
 
 
 def sweep_orphans(root: Path, manifest: dict | None) -> None:
-    """Delete segments no manifest lists (left by a crash).  Only the lock holder calls this."""
+    """Delete segments no manifest lists and dead writers' manifest temp files (left by a
+    crash).  Only the lock holder calls this."""
+    fs.sweep_orphans(root)
     listed = {s["id"] for s in (manifest or {}).get("segments", [])}
     seg_root = root / "segments"
     for p in seg_root.iterdir() if seg_root.is_dir() else []:

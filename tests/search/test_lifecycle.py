@@ -94,13 +94,16 @@ def test_sigkill_mid_write_leaves_the_previous_index_searchable(predictor, folde
         written = (staging[0] / "local.i8").stat().st_size
         shape = open_snapshot(index_dir("life")).shape
         assert 0 < written < 4 * shape.cells * shape.dim  # a study's 4 views were not all written
-    else:  # the new segment was complete and durable, the manifest not yet replaced
+    else:  # the new segment was complete and durable, the new manifest half in its temp file
         assert len([p for p in segments.iterdir() if not p.name.startswith(".")]) == 2
+        partial = list(index_dir("life").glob(".tmp-*manifest.json"))
+        assert len(partial) == 1 and 0 < partial[0].stat().st_size < len(manifest_before) * 2
     assert (index_dir("life") / "manifest.json").read_bytes() == manifest_before
     assert _ranking(predictor) == before
     final = _run(folder, predictor)  # the next run clears the debris and completes the update
     assert final.encoded == 4 and len(_ranking(predictor)) == 3
     assert not [p for p in segments.iterdir() if p.name.startswith(".tmp-")]
+    assert not list(index_dir("life").glob(".tmp-*"))
     assert len(list(segments.iterdir())) == 2
 
 
