@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .controllers import describe_error
 from . import engine
+from .controllers import describe_error
 from .finetune_comparison import ComparisonView
 from .finetune_curve import TrainingCurve
 from .finetune_form import FinetuneForm
