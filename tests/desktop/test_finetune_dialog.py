@@ -16,7 +16,7 @@ from mama_core.finetune.config import FinetuneConfig
 from mama_core.registry import Registry
 from mama_desktop import engine
 from mama_desktop.finetune_dialog import FinetuneDialog
-from mama_desktop.finetune_job import ESTIMATING
+from mama_desktop.finetune_job import ESTIMATING, JsonLines
 from mama_desktop.state import AppState
 from mama_desktop.workers import TaskRunner
 from mama_desktop.worklist import read_labels_csv, reader_labels_path
@@ -131,6 +131,46 @@ def test_reader_labels_edit_persist_and_reload(qtbot, window, studies_dir: Path)
     panel = WorklistPanel(fresh)
     qtbot.addWidget(panel)
     assert fresh.reader_labels == {study.uid: {"density": 3, "birads": 4}}
+
+
+# ----- a captured run, replayed through the process's own dispatch (no child) ----------------
+CAPTURED = Path(__file__).parents[1] / "desktop_logic" / "data" / "finetune-linear-probe.jsonl"
+
+
+def _started_without_child(dialog: FinetuneDialog, cases: Path, monkeypatch) -> None:
+    monkeypatch.setattr(dialog.proc, "start_command", lambda program, args: None)
+    dialog.form.set_cases(cases)
+    dialog.start()
+    assert dialog.job.running and not dialog.form.isEnabled() and dialog.cancel_button.isEnabled()
+    assert dialog.phase_label.text() == "Starting the fine-tuning process…"
+
+
+def test_replayed_run_fills_progress_curve_and_comparison(dialog, tmp_path: Path, monkeypatch) -> None:
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    ended: list[str] = []
+    dialog.runEnded.connect(ended.append)
+    dialog.proc._dispatch(JsonLines().feed(CAPTURED.read_bytes()))
+    assert dialog.curve.points.loss_x == [float(s) for s in range(1, 21)]
+    assert list(dialog.curve.bacc.getData()[1]) == dialog.curve.points.bacc_y
+    dialog.proc.ended.emit(0, False)
+    assert ended == ["done"] and dialog.phase_label.text().startswith("Finished — new version v0002")
+    assert dialog.tabs.isTabEnabled(1) and dialog.tabs.currentIndex() == 1
+    assert dialog.comparison.metrics.item(0, 0).text() == "Balanced accuracy"
+    assert not dialog.activate_button.isEnabled() and not dialog.activate_anyway.isHidden()
+    assert dialog.start_button.isEnabled() and dialog.form.isEnabled() and not dialog.cancel_button.isEnabled()
+
+
+def test_a_failed_run_says_so_and_allows_a_new_start(dialog, tmp_path: Path, monkeypatch) -> None:
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    ended: list[str] = []
+    dialog.runEnded.connect(ended.append)
+    dialog.proc._dispatch(JsonLines().feed(b'{"phase": "features", "step": 0, "total_steps": 32}\n'
+                                           b"mama finetune: error: no labelled images\n"))
+    assert dialog.eta_label.text() == ESTIMATING
+    dialog.proc.ended.emit(2, False)
+    assert ended == ["failed"] and dialog.phase_label.text().startswith("Failed (exit code 2)")
+    assert "no labelled images" in dialog.log_view.toPlainText() and not dialog.tabs.isTabEnabled(1)
+    assert dialog.start_button.isEnabled() and dialog.progress.value() == 0
 
 
 # ----- the real process -----------------------------------------------------------------------
