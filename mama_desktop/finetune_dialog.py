@@ -212,6 +212,7 @@ class FinetuneDialog(QDialog):
             self.log("too late to cancel: the new version is being registered")
             return False
         self.phase_label.setText(self.job.status_text())
+        self.cancel_button.setEnabled(False)
         self.proc.cancel()
         return True
 

@@ -173,6 +173,26 @@ def test_a_failed_run_says_so_and_allows_a_new_start(dialog, tmp_path: Path, mon
     assert dialog.start_button.isEnabled() and dialog.progress.value() == 0
 
 
+def test_cancel_asks_once_and_is_refused_while_registering(dialog, tmp_path: Path, monkeypatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    terminated: list[bool] = []
+    monkeypatch.setattr(dialog.proc, "cancel", lambda: terminated.append(True))
+    dialog.proc._dispatch(JsonLines().feed(b'{"phase": "train", "step": 3, "total_steps": 10, "elapsed_s": 1}\n'))
+    dialog.cancel_button.click()
+    assert terminated == [True] and len(asked) == 1 and dialog.phase_label.text() == "Cancelling…"
+    assert not dialog.cancel_button.isEnabled() and not dialog.request_cancel() and len(asked) == 1
+    ended: list[str] = []
+    dialog.runEnded.connect(ended.append)
+    dialog.proc.ended.emit(-1, True)
+    assert ended == ["cancelled"] and "nothing was registered" in dialog.phase_label.text()
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    dialog.proc._dispatch(JsonLines().feed(b'{"phase": "save", "message": "registering the new model version"}\n'))
+    assert not dialog.cancel_button.isEnabled() and not dialog.request_cancel()
+    assert "too late to cancel" in dialog.log_view.toPlainText() and terminated == [True]
+
+
 # ----- the real process -----------------------------------------------------------------------
 def _start(dialog: FinetuneDialog, studies: Path, steps: int) -> list[dict]:
     reports: list[dict] = []
