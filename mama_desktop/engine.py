@@ -205,7 +205,7 @@ def licence_note() -> str:
 
 
 def count_images(folder: str | Path) -> int:
-    """A quick count of likely image files (for the time estimate; headers are not read)."""
+    """A quick count of likely image files (for the plan line of the fine-tune dialog; headers are not read)."""
     return sum(1 for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
