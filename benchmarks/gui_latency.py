@@ -5,7 +5,7 @@ its ticks (a gap well above 10 ms means the event loop was blocked) while
   (a) a folder is opened and its first study loads (decode, display, prediction),
   (b) a sentence is typed character by character (live maps: debounce, worker, latest wins),
   (c) a fine-tune runs: the real `mama finetune --mode linear-probe` child process started
-      through the fine-tune dialog's process code (mama_desktop.finetune_dialog.FinetuneProcess).
+      through the fine-tune dialog's process code (mama_desktop.finetune_process.FinetuneProcess).
 Target (docs/method.md §3: inference, loading and training never on the GUI thread): no gap above
 100 ms. User folders are redirected to a temporary directory.
 
@@ -118,7 +118,8 @@ def typing_phase(window, monitor: StallMonitor, interval_ms: int, timeout_s: flo
 
 def finetune_phase(model_dir: str, data: Path, steps: int, device: str, monitor: StallMonitor,
                    timeout_s: float) -> dict:
-    from mama_desktop.finetune_dialog import FinetuneProcess, FinetuneRequest
+    from mama_desktop.finetune_job import FinetuneRequest
+    from mama_desktop.finetune_process import FinetuneProcess
 
     proc = FinetuneProcess()
     ended: dict = {}

@@ -14,6 +14,8 @@ from typing import Any
 
 from mama_core.errors import MamaError
 from mama_core import images, paths
+# The fine-tuning config imports no torch: the dialog reads its choices and defaults at once.
+from mama_core.finetune.config import MODES as FINETUNE_MODES, TASK_CLASSES, FinetuneConfig
 
 
 def redacting_log_filter():
@@ -138,8 +140,7 @@ def demo_studies_dir() -> Path:
 
 # ----- model registry and fine-tuning (issue: one-click local fine-tuning) --------------------
 
-FINETUNE_TASKS = ("density", "birads", "cancer")
-FINETUNE_MODES = ("linear-probe", "lora", "full", "continue-pretraining")
+FINETUNE_TASKS = tuple(TASK_CLASSES)  # the engine's choices; FinetuneConfig holds the defaults
 IMAGE_SUFFIXES = {".dcm", ".dicom", ""} | set(images.SUFFIXES)  # what find_studies reads
 
 
@@ -204,7 +205,7 @@ def licence_note() -> str:
 
 
 def count_images(folder: str | Path) -> int:
-    """A quick count of likely image files (for the time estimate; headers are not read)."""
+    """A quick count of likely image files (for the plan line of the fine-tune dialog; headers are not read)."""
     return sum(1 for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 

@@ -12,16 +12,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from mama_core.finetune.config import FinetuneConfig
 from mama_core.registry import Registry
 from mama_desktop import engine
-from mama_desktop.finetune_dialog import (
-    FinetuneDialog,
-    FinetuneRequest,
-    JsonLines,
-    estimate_seconds,
-    format_duration,
-    last_console_segment,
-)
+from mama_desktop.finetune_dialog import FinetuneDialog
+from mama_desktop.finetune_job import ESTIMATING, JsonLines
 from mama_desktop.state import AppState
 from mama_desktop.workers import TaskRunner
 from mama_desktop.worklist import read_labels_csv, reader_labels_path
@@ -61,16 +56,6 @@ def dialog(qtbot):
 
 
 # ----- pieces ----------------------------------------------------------------------------------
-def test_json_lines_are_split_across_chunks() -> None:
-    reader = JsonLines()
-    assert reader.feed(b'{"phase": "train", "st') == []
-    got = reader.feed(b'ep": 3}\nLoading weights\n{"summary": true}\n{"pha')
-    assert got == [{"phase": "train", "step": 3}, "Loading weights", {"summary": True}]
-    assert reader.feed(b'se": "done"}') == []
-    assert reader.flush() == [{"phase": "done"}]
-    assert last_console_segment("Loading 0%\rLoading 50%\rLoading 100%\r") == "Loading 100%"
-
-
 def test_old_worklist_label_files_are_swept(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MAMA_CACHE_DIR", str(tmp_path))
     folder = engine.labels_scratch_dir()
@@ -83,65 +68,49 @@ def test_old_worklist_label_files_are_swept(tmp_path: Path, monkeypatch) -> None
     assert fresh.exists() and not old.exists()
 
 
-def test_estimate_grows_with_images_and_mode() -> None:
-    few, many = estimate_seconds(100, "linear-probe"), estimate_seconds(1000, "linear-probe")
-    assert many > few > 0
-    order = [estimate_seconds(400, m) for m in ("linear-probe", "lora", "full")]
-    assert order == sorted(order) and order[0] < order[1]
-    assert estimate_seconds(400, "lora", gpu=True) < estimate_seconds(400, "lora")
-    assert format_duration(30) == "30 s" and format_duration(600) == "10 min" and format_duration(None) == "unknown"
-
-
-def test_request_validates_and_builds_the_command_line() -> None:
-    args = FinetuneRequest(data="/d", task="birads", mode="lora", labels="/l.csv", max_steps=7, device="cpu").cli_args()
-    assert args == ["--data", "/d", "--task", "birads", "--mode", "lora", "--model", "active", "--labels", "/l.csv",
-                    "--max-steps", "7", "--device", "cpu"]
-    program, argv = engine.finetune_command(args)
-    assert argv[:3] == ["-m", "mama_core.cli", "finetune"] and argv[-1] == "--json" and Path(program).exists()
-    with pytest.raises(Exception, match="mode"):
-        FinetuneRequest(data="/d", mode="magic")
-
-
 def test_defaults_and_mode_explanations(dialog, ft_studies: Path, qtbot) -> None:
-    assert dialog.task.currentData() == "density" and dialog.mode.currentData() == "linear-probe"
-    assert "frozen" in dialog.mode_help.text()
-    dialog.mode.setCurrentIndex(dialog.mode.findData("full"))
-    assert "every encoder weight" in dialog.mode_help.text()
-    dialog.set_cases(ft_studies)
-    qtbot.waitUntil(lambda: dialog.n_images == 32, timeout=10000)  # 8 studies x 4 views
-    assert "estimate" in dialog.estimate.text() and "32 images" in dialog.estimate.text()
+    form, config = dialog.form, FinetuneConfig()
+    assert form.task.currentData() == config.task and form.mode.currentData() == config.mode
+    assert "frozen" in form.mode_help.text()
+    assert form.steps.specialValueText() == f"mode default ({config.total_steps(0)})"
+    form.mode.setCurrentIndex(form.mode.findData("full"))
+    assert "every encoder weight" in form.mode_help.text()
+    assert form.steps.specialValueText() == f"mode default ({FinetuneConfig(mode='full').total_steps(0)})"
+    form.set_cases(ft_studies)
+    qtbot.waitUntil(lambda: form.n_images == 32, timeout=10000)  # 8 studies x 4 views
+    assert "32 images" in form.estimate.text() and "measured" in form.estimate.text()
 
 
 def test_worklist_labels_go_to_a_simple_labels_csv(dialog, ft_studies: Path) -> None:
-    dialog.set_cases(ft_studies)
-    dialog.label_source.setCurrentIndex(dialog.label_source.findData("worklist"))
+    dialog.form.set_cases(ft_studies)
+    dialog.form.label_source.setCurrentIndex(dialog.form.label_source.findData("worklist"))
     with pytest.raises(Exception, match="no study has your density label"):
-        dialog.request()
-    dialog.state.set_reader_label("1.2.3", "density", 3)
-    dialog.state.set_reader_label("1.2.4", "birads", 4)
-    assert "1 study carry" in dialog.label_info.text()
-    request = dialog.request()
+        dialog.form.request()
+    dialog.form.state.set_reader_label("1.2.3", "density", 3)
+    dialog.form.state.set_reader_label("1.2.4", "birads", 4)
+    assert "1 study carry" in dialog.form.label_info.text()
+    request = dialog.form.request()
     rows = list(csv.DictReader(open(request.labels, newline="")))
     assert rows == [{"study_id": "1.2.3", "birads": "", "density": "3"}], "only studies with the task's label"
     assert request.data == str(ft_studies) and "--labels" in request.cli_args()
-    dialog.task.setCurrentIndex(dialog.task.findData("cancer"))
+    dialog.form.task.setCurrentIndex(dialog.form.task.findData("cancer"))
     with pytest.raises(Exception, match="cancer"):
-        dialog.request()
+        dialog.form.request()
 
 
 def test_label_tables_are_routed_by_kind(dialog, ft_studies: Path, tmp_path: Path) -> None:
-    dialog.set_cases(ft_studies)
-    dialog.label_source.setCurrentIndex(dialog.label_source.findData("table"))
+    dialog.form.set_cases(ft_studies)
+    dialog.form.label_source.setCurrentIndex(dialog.form.label_source.findData("table"))
     simple = tmp_path / "labels.csv"
     simple.write_text("study_id,view,birads,density,cancer\n1.2,LCC,1,2,0\n")
-    dialog.table.setText(str(simple))
-    assert (dialog.request().data, dialog.request().labels) == (str(ft_studies), str(simple))
-    dialog.table.setText(str(ft_studies / "metadata.csv"))
-    assert (dialog.request().data, dialog.request().labels) == (str(ft_studies), None)
+    dialog.form.table.setText(str(simple))
+    assert (dialog.form.request().data, dialog.form.request().labels) == (str(ft_studies), str(simple))
+    dialog.form.table.setText(str(ft_studies / "metadata.csv"))
+    assert (dialog.form.request().data, dialog.form.request().labels) == (str(ft_studies), None)
     rsna = tmp_path / "train.csv"
     rsna.write_text("site_id,patient_id,image_id,laterality,view,cancer\n1,2,3,L,CC,0\n")
-    dialog.table.setText(str(rsna))
-    assert (dialog.request().data, dialog.request().labels) == (str(rsna), None)
+    dialog.form.table.setText(str(rsna))
+    assert (dialog.form.request().data, dialog.form.request().labels) == (str(rsna), None)
 
 
 def test_reader_labels_edit_persist_and_reload(qtbot, window, studies_dir: Path) -> None:
@@ -164,17 +133,78 @@ def test_reader_labels_edit_persist_and_reload(qtbot, window, studies_dir: Path)
     assert fresh.reader_labels == {study.uid: {"density": 3, "birads": 4}}
 
 
+# ----- a captured run, replayed through the process's own dispatch (no child) ----------------
+CAPTURED = Path(__file__).parents[1] / "desktop_logic" / "data" / "finetune-linear-probe.jsonl"
+
+
+def _started_without_child(dialog: FinetuneDialog, cases: Path, monkeypatch) -> None:
+    monkeypatch.setattr(dialog.proc, "start_command", lambda program, args: None)
+    dialog.form.set_cases(cases)
+    dialog.start()
+    assert dialog.job.running and not dialog.form.isEnabled() and dialog.cancel_button.isEnabled()
+    assert dialog.phase_label.text() == "Starting the fine-tuning process…"
+
+
+def test_replayed_run_fills_progress_curve_and_comparison(dialog, tmp_path: Path, monkeypatch) -> None:
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    ended: list[str] = []
+    dialog.runEnded.connect(ended.append)
+    dialog.proc._dispatch(JsonLines().feed(CAPTURED.read_bytes()))
+    assert dialog.curve.points.loss_x == [float(s) for s in range(1, 21)]
+    assert list(dialog.curve.bacc.getData()[1]) == dialog.curve.points.bacc_y
+    dialog.proc.ended.emit(0, False)
+    assert ended == ["done"] and dialog.phase_label.text().startswith("Finished — new version v0002")
+    assert dialog.tabs.isTabEnabled(1) and dialog.tabs.currentIndex() == 1
+    assert dialog.comparison.metrics.item(0, 0).text() == "Balanced accuracy"
+    assert not dialog.activate_button.isEnabled() and not dialog.activate_anyway.isHidden()
+    assert dialog.start_button.isEnabled() and dialog.form.isEnabled() and not dialog.cancel_button.isEnabled()
+
+
+def test_a_failed_run_says_so_and_allows_a_new_start(dialog, tmp_path: Path, monkeypatch) -> None:
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    ended: list[str] = []
+    dialog.runEnded.connect(ended.append)
+    dialog.proc._dispatch(JsonLines().feed(b'{"phase": "features", "step": 0, "total_steps": 32}\n'
+                                           b"mama finetune: error: no labelled images\n"))
+    assert dialog.eta_label.text() == ESTIMATING
+    dialog.proc.ended.emit(2, False)
+    assert ended == ["failed"] and dialog.phase_label.text().startswith("Failed (exit code 2)")
+    assert "no labelled images" in dialog.log_view.toPlainText() and not dialog.tabs.isTabEnabled(1)
+    assert dialog.start_button.isEnabled() and dialog.progress.value() == 0
+
+
+def test_cancel_asks_once_and_is_refused_while_registering(dialog, tmp_path: Path, monkeypatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    terminated: list[bool] = []
+    monkeypatch.setattr(dialog.proc, "cancel", lambda: terminated.append(True))
+    dialog.proc._dispatch(JsonLines().feed(b'{"phase": "train", "step": 3, "total_steps": 10, "elapsed_s": 1}\n'))
+    dialog.cancel_button.click()
+    assert terminated == [True] and len(asked) == 1 and dialog.phase_label.text() == "Cancelling…"
+    assert not dialog.cancel_button.isEnabled() and not dialog.request_cancel() and len(asked) == 1
+    ended: list[str] = []
+    dialog.runEnded.connect(ended.append)
+    dialog.proc.ended.emit(-1, True)
+    assert ended == ["cancelled"] and "nothing was registered" in dialog.phase_label.text()
+    _started_without_child(dialog, tmp_path, monkeypatch)
+    dialog.proc._dispatch(JsonLines().feed(b'{"phase": "save", "message": "registering the new model version"}\n'))
+    assert not dialog.cancel_button.isEnabled() and not dialog.request_cancel()
+    assert "too late to cancel" in dialog.log_view.toPlainText() and terminated == [True]
+
+
 # ----- the real process -----------------------------------------------------------------------
 def _start(dialog: FinetuneDialog, studies: Path, steps: int) -> list[dict]:
     reports: list[dict] = []
     dialog.proc.report.connect(reports.append)
-    dialog.set_cases(studies)
-    dialog.steps.setValue(steps)
+    dialog.form.set_cases(studies)
+    dialog.form.steps.setValue(steps)
     dialog.start()
     assert dialog.proc.running(), dialog.log_view.toPlainText()
     return reports
 
 
+@pytest.mark.slow  # ~30 s on a shared 2-core CPU (--durations)
 def test_cancel_kills_the_process_and_registers_nothing(qtbot, dialog, ft_studies: Path, tiny_active: str,
                                                          monkeypatch) -> None:
     asked: list[str] = []
@@ -198,8 +228,11 @@ def test_cancel_kills_the_process_and_registers_nothing(qtbot, dialog, ft_studie
     assert dialog.start_button.isEnabled() and not dialog.cancel_button.isEnabled()
 
 
+@pytest.mark.slow  # ~40 s on a shared 2-core CPU (--durations)
 def test_full_linear_probe_run_reports_and_activates(qtbot, window, ft_studies: Path, tiny_active: str) -> None:
     dialog = window.show_finetune()
+    etas: list[str] = []
+    dialog.proc.report.connect(lambda _r: etas.append(dialog.eta_label.text()))  # after the dialog's own slot
     reports = _start(dialog, ft_studies, steps=20)
     with qtbot.waitSignal(dialog.runEnded, timeout=PROCESS_TIMEOUT_MS) as ended:
         pass
@@ -207,9 +240,12 @@ def test_full_linear_probe_run_reports_and_activates(qtbot, window, ft_studies: 
     phases = [r["phase"] for r in reports]
     assert phases[0] == "features" and phases[-1] == "done" and "validate" in phases
     steps = [r for r in reports if r["phase"] in ("train", "validate")]
-    assert dialog.curve.loss_y and dialog.curve.loss_y[-1] == pytest.approx(steps[-1]["loss"]), "live loss curve"
-    assert dialog.curve.bacc_y == [r["val_bacc"] for r in steps if r["val_bacc"] is not None][:len(dialog.curve.bacc_y)]
-    assert dialog.curve.bacc_y, "validation bACC plotted"
+    points = dialog.curve.points
+    assert points.loss_y and points.loss_y[-1] == pytest.approx(steps[-1]["loss"]), "live loss curve"
+    assert points.bacc_y == [r["val_bacc"] for r in steps if r["val_bacc"] is not None][:len(points.bacc_y)]
+    assert points.bacc_y, "validation bACC plotted"
+    assert list(dialog.curve.loss.getData()[1]) == points.loss_y, "the plot shows the job's points"
+    assert ESTIMATING in etas and any("left in this phase" in t for t in etas), "ETA measured once steps ran"
     new_id = dialog.version_id
     registry = Registry()
     version = registry.get(new_id)
