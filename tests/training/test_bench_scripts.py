@@ -4,8 +4,13 @@ docs/benchmarks.md; here only that each script works and prints what it promises
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -22,3 +27,25 @@ def test_data_pipeline_benchmark_prints_one_json_object(capsys):
     assert result["images_per_s_per_worker"] > 0 and result["pairs_timed"] == 8
     assert result["images_per_s_per_worker"] == result["dataloader_images_per_s"]
     assert set(result["stages_ms_per_image"]) == {"cache_read_ms", "augment_ms", "normalise_ms", "caption_ms"}
+
+
+@pytest.mark.slow
+def test_gpu_suite_runs_end_to_end_on_cpu_at_tiny_widths():
+    """`bash benchmarks/gpu_suite.sh --device cpu --tiny`: every part runs (train step ours and
+    baseline, inference, index) and docs/benchmarks.md is left alone with --no-docs."""
+    docs = ROOT / "docs" / "benchmarks.md"
+    before = docs.read_text()
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", "benchmarks/gpu_suite.sh", "--device", "cpu", "--tiny", "--no-docs", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    train = result["train"]
+    assert train["batch"] == 4 and train["ours"]["images_per_s"] > 0 and train["baseline"]["images_per_s"] > 0
+    assert train["speedup"] > 0 and train["flops"]["per_pair"] > 0 and train["flops"]["vision_tokens"] == 21
+    inference = result["inference"]
+    assert inference["first_prediction_ms"] > 0 and inference["new_sentence_median_ms"] > 0
+    assert inference["index_images"] == 8 and inference["index_images_per_s"] > 0
+    assert "Ratio (baseline step time / ours" in proc.stdout and "MFU method" in proc.stdout
+    assert result["environment"]["torch"] == torch.__version__
+    assert docs.read_text() == before
