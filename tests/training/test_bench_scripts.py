@@ -49,3 +49,31 @@ def test_gpu_suite_runs_end_to_end_on_cpu_at_tiny_widths():
     assert "Ratio (baseline step time / ours" in proc.stdout and "MFU method" in proc.stdout
     assert result["environment"]["torch"] == torch.__version__
     assert docs.read_text() == before
+
+
+def test_gpu_suite_searches_the_batch_down_when_the_baseline_runs_out_of_memory(monkeypatch, tmp_path):
+    """The batch ladder and the MFU arithmetic of gpu_suite.train_part (the cases stubbed:
+    what is under test is the search, not a step)."""
+    import gpu_suite
+    import train_step
+
+    calls = []
+
+    def fake_case(cfg, device, steps, baseline, data, cache):
+        calls.append((cfg.batch_size, baseline))
+        if baseline and cfg.batch_size > 12:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {"step_time_s": 2.0 if baseline else 0.5, "images_per_s": cfg.batch_size / (2.0 if baseline else 0.5),
+                "peak_memory_mb": 1024.0}
+
+    monkeypatch.setattr(train_step, "run_case", fake_case)
+    monkeypatch.setattr(gpu_suite, "flops_per_pair", lambda *a: {"per_pair": 1e12})
+    shapes = gpu_suite.Shapes((32, 2, 2, 100), [], 36, 1, "test")
+    out = gpu_suite.train_part(shapes, tmp_path, torch.device("cpu"), 100.0, gpu_suite.Budget(600))
+    assert [a["batch"] for a in out["attempts"]] == [36, 32, 24, 16, 12]
+    assert out["batch"] == 12 and out["speedup"] == 4.0
+    assert (12, False) in calls and (36, False) in calls  # ours at the baseline's batch and at 36
+    assert out["ours"]["tflops_per_s"] == 24.0 and out["ours"]["mfu"] == 0.24
+    assert gpu_suite.peak_tflops("NVIDIA H200", None) == 989.0
+    assert gpu_suite.peak_tflops("NVIDIA A100-SXM4-80GB", None) == 312.0
+    assert gpu_suite.peak_tflops("Some GPU", None) is None
