@@ -54,6 +54,8 @@ def test_gpu_suite_runs_end_to_end_on_cpu_at_tiny_widths():
 def test_gpu_suite_searches_the_batch_down_when_the_baseline_runs_out_of_memory(monkeypatch, tmp_path):
     """The batch ladder and the MFU arithmetic of gpu_suite.train_part (the cases stubbed:
     what is under test is the search, not a step)."""
+    from types import SimpleNamespace
+
     import gpu_suite
     import train_step
 
@@ -67,7 +69,9 @@ def test_gpu_suite_searches_the_batch_down_when_the_baseline_runs_out_of_memory(
                 "peak_memory_mb": 1024.0}
 
     monkeypatch.setattr(train_step, "run_case", fake_case)
+    monkeypatch.setattr(gpu_suite, "_config", lambda shapes, text_dir, batch: (SimpleNamespace(batch_size=batch, model_config=lambda: None), []))
     monkeypatch.setattr(gpu_suite, "flops_per_pair", lambda *a: {"per_pair": 1e12})
+    monkeypatch.setattr(train_step, "_captions", lambda n: ["A caption."] * n)
     shapes = gpu_suite.Shapes((32, 2, 2, 100), [], 36, 1, "test")
     out = gpu_suite.train_part(shapes, tmp_path, torch.device("cpu"), 100.0, gpu_suite.Budget(600))
     assert [a["batch"] for a in out["attempts"]] == [36, 32, 24, 16, 12]
