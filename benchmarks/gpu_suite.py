@@ -454,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             write_text_model(text_dir, shapes.gpt2)
         result["text_model_write_s"] = time.perf_counter() - t
         result["train"] = _part(train_part, shapes, text_dir, device, result["peak_tflops"], budget)
+        # Early, in case the machine's time runs out during inference.
+        print("gpu_suite train: " + json.dumps(result["train"], default=str), file=sys.stderr, flush=True)
         if args.skip_inference:
             result["inference"] = {"skipped": "--skip-inference"}
         elif budget.left() < 30:

@@ -7,7 +7,8 @@
 #   bash benchmarks/gpu_suite.sh --device cpu --tiny  # end-to-end check at tiny widths
 #
 # Runs from the source tree (no install) with whatever Python has torch, transformers, peft,
-# safetensors and tokenizers ($PYTHON, else python3); nothing is downloaded. Small pure-Python
+# safetensors and tokenizers ($PYTHON, else the first of python3 / python that imports torch);
+# nothing is downloaded. Small pure-Python
 # packages the engine imports but such a machine may lack are unpacked from the wheels in
 # $MAMA_SUITE_WHEELS (default benchmarks/wheels/, git-ignored: fetch them where there is a
 # network and carry the folder with the tree), e.g.
@@ -16,7 +17,13 @@
 # Parts that still miss a module are reported as skipped, naming it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then  # the first Python on PATH that has torch
+    for cand in python3 python; do
+        if command -v "$cand" > /dev/null && "$cand" -c "import torch" 2> /dev/null; then PY="$cand"; break; fi
+    done
+fi
+[ -n "$PY" ] || { echo "gpu_suite: no Python with torch found (set PYTHON)" >&2; exit 2; }
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/mama-gpu-suite.XXXXXX")"
