@@ -42,7 +42,8 @@ def test_gpu_suite_runs_end_to_end_on_cpu_at_tiny_widths():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     train = result["train"]
     assert train["batch"] == 4 and train["ours"]["images_per_s"] > 0 and train["baseline"]["images_per_s"] > 0
-    assert train["speedup"] > 0 and train["flops"]["per_pair"] > 0 and train["flops"]["vision_tokens"] == 21
+    assert train["speedup"] > 0 and train["ours_reference_config"]["images_per_s"] > 0
+    assert train["flops"]["ours"]["vision_tokens"] == 21 and train["flops"]["reference"]["caption_tokens"] == 64
     inference = result["inference"]
     assert inference["first_prediction_ms"] > 0 and inference["new_sentence_median_ms"] > 0
     assert inference["index_images"] == 8 and inference["index_images_per_s"] > 0
@@ -69,14 +70,16 @@ def test_gpu_suite_searches_the_batch_down_when_the_baseline_runs_out_of_memory(
                 "peak_memory_mb": 1024.0}
 
     monkeypatch.setattr(train_step, "run_case", fake_case)
-    monkeypatch.setattr(gpu_suite, "_config", lambda shapes, text_dir, batch: (SimpleNamespace(batch_size=batch, model_config=lambda: None), []))
+    monkeypatch.setattr(gpu_suite, "_config", lambda shapes, text_dir, batch, reference=False: (
+        SimpleNamespace(batch_size=batch, model_config=lambda: None), []))
     monkeypatch.setattr(gpu_suite, "flops_per_pair", lambda *a: {"per_pair": 1e12})
     monkeypatch.setattr(train_step, "_captions", lambda n: ["A caption."] * n)
     shapes = gpu_suite.Shapes((32, 2, 2, 100), [], 36, 1, "test")
     out = gpu_suite.train_part(shapes, tmp_path, torch.device("cpu"), 100.0, gpu_suite.Budget(600))
     assert [a["batch"] for a in out["attempts"]] == [36, 32, 24, 16, 12]
     assert out["batch"] == 12 and out["speedup"] == 4.0
-    assert (12, False) in calls and (36, False) in calls  # ours at the baseline's batch and at 36
+    # ours at the baseline's batch (paper config, then reference config) and at 36
+    assert calls[5:] == [(12, False), (12, False), (36, False)]
     assert out["ours"]["tflops_per_s"] == 24.0 and out["ours"]["mfu"] == 0.24
     assert gpu_suite.peak_tflops("NVIDIA H200", None) == 989.0
     assert gpu_suite.peak_tflops("NVIDIA A100-SXM4-80GB", None) == 312.0
