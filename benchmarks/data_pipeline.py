@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace) -> dict:
     }
 
 
-def markdown(r: dict, command: str) -> str:
+def markdown(r: dict, command: str = "python benchmarks/data_pipeline.py") -> str:
     m = r["machine"]
     st = r["stages_ms_per_image"]
     rows = [
