@@ -318,7 +318,7 @@ def inference_part(shapes: Shapes, text_dir: Path, device: torch.device, rows: i
     model_dir = save_model_dir(build_model(cfg.model_config()), tmp / "model")
     generate_studies(tmp / "studies", 2, seed=3, rows=rows)
     # Other studies for the index, so that none of its images is in the predictor's cache.
-    generate_studies(tmp / "index-studies", 2 if shapes.batch <= 4 else 6, seed=4, rows=rows)
+    generate_studies(tmp / "index-studies", 2 if shapes.batch <= 4 else 4, seed=4, rows=rows)
     studies = find_studies(tmp / "studies")
     os.environ["MAMA_DATA_DIR"] = str(tmp / "data")  # the index lands here
     p = Predictor.load(model_dir, device=str(device))
@@ -431,6 +431,12 @@ MFU_METHOD = ("model FLOPs per pair from the shapes: 6 N T for trainable matrice
               "both views and the caption; heads, losses and checkpointing recomputation not counted.")
 
 
+def _write_text(text_dir: Path, shapes: Shapes) -> dict:
+    text_dir.mkdir(parents=True, exist_ok=True)
+    write_text_model(text_dir, shapes.gpt2)
+    return {}
+
+
 def _part(fn, *args) -> dict:
     """Run one part; a missing module or an error is reported, not raised."""
     try:
@@ -474,14 +480,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mama-gpu-suite-") as tmp:
         text_dir = Path(args.text_dir) if args.text_dir else Path(tmp) / "gpt2"
         t = time.perf_counter()
-        if not (text_dir / "config.json").is_file():
-            text_dir.mkdir(parents=True, exist_ok=True)
-            write_text_model(text_dir, shapes.gpt2)
+        written = {} if (text_dir / "config.json").is_file() else _part(_write_text, text_dir, shapes)
         result["text_model_write_s"] = time.perf_counter() - t
-        result["train"] = _part(train_part, shapes, text_dir, device, result["peak_tflops"], budget)
+        if written:  # skipped or failed: nothing else can run
+            result["train"] = result["inference"] = written
+        else:
+            result["train"] = _part(train_part, shapes, text_dir, device, result["peak_tflops"], budget)
         # Early, in case the machine's time runs out during inference.
         print("gpu_suite train: " + json.dumps(result["train"], default=str), file=sys.stderr, flush=True)
-        if args.skip_inference:
+        if "inference" in result:
+            pass
+        elif args.skip_inference:
             result["inference"] = {"skipped": "--skip-inference"}
         elif budget.left() < 30:
             result["inference"] = {"skipped": "time budget spent"}
