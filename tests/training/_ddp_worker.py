@@ -46,6 +46,13 @@ def gradient_check(cfg, info) -> dict:
     mine = {"images": full["images"][half], "images2": full["images2"][half], "captions": full["captions"][half]}
     loss = compute_losses(model, bare, mine, 0, loss_cfg, info.device, False, gather=True)["loss"]
     loss.backward()
+    out = compare_grads(reference, bare)
+    out.update({"ref_loss": float(ref_loss), "ddp_loss": float(loss)})
+    return out
+
+
+def compare_grads(reference: nn.Module, bare: nn.Module) -> dict:
+    """How far the DDP gradients are from the one-process ones (shared with _ddp_paper_worker)."""
     ref, got = _grads(reference), _grads(bare)
     # Parameters whose true gradient is ~0 (LoRA A while B = 0, key biases under softmax) are
     # judged against the overall gradient scale, not their own.
@@ -54,8 +61,8 @@ def gradient_check(cfg, info) -> dict:
     big = [k for k in ref if float(ref[k].abs().max()) > 1e-2 * scale]
     # <got, ref> / <ref, ref>: exactly 1 unless a world-size factor is missing or doubled.
     ratios = {k: float((got[k] * ref[k]).sum() / (ref[k] * ref[k]).sum()) for k in big}
-    return {"ratios": ratios, "ref_loss": float(ref_loss), "ddp_loss": float(loss), "same_keys": sorted(ref) == sorted(got),
-            "n_grads": len(ref), "worst_rel_grad_diff": worst}
+    return {"ratios": ratios, "same_keys": sorted(ref) == sorted(got), "n_grads": len(ref),
+            "worst_rel_grad_diff": worst}
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mama_core.training.augment import augment, crop_box, gaussian_blur, intensity_jitter, random_resized_crop
@@ -66,3 +68,32 @@ def test_flip_options():
     assert torch.allclose(augment(img, always_h, g()), img.flip(-1), atol=1e-6)
     assert torch.allclose(augment(img, always_v, g()), img.flip(-2), atol=1e-6)
     assert AugmentConfig().vflip_prob == 0.0  # default: anatomically impossible, off
+
+
+def test_blur_is_the_separable_gaussian_convolution():
+    """The shifted-view sum equals the textbook reflect-padded separable convolution."""
+    import math
+
+    import torch.nn.functional as F
+
+    from mama_core.training.augment import gaussian_kernel
+
+    img = torch.rand(2, 40, 30, generator=torch.Generator().manual_seed(5))
+    for sigma in (0.2, 0.9, 1.5):
+        r = math.ceil(3 * sigma)
+        k = gaussian_kernel(sigma, r)
+        x = F.pad(img[None], (r, r, r, r), mode="reflect")
+        x = F.conv2d(x, k.view(1, 1, 1, -1).expand(2, 1, 1, -1), groups=2)
+        expected = F.conv2d(x, k.view(1, 1, -1, 1).expand(2, 1, -1, 1), groups=2)[0]
+        assert torch.allclose(gaussian_blur(img, sigma), expected, atol=1e-6)
+
+
+def test_jitter_is_gamma_then_contrast_then_shift():
+    img = _image()
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    out = intensity_jitter(img, 0.1, 0.2, 0.2, g1)
+    u = [float(torch.rand((), generator=g2)) for _ in range(3)]
+    power, factor, shift = math.exp(-0.2 + 0.4 * u[0]), 0.8 + 0.4 * u[1], -0.1 + 0.2 * u[2]
+    x = img.pow(power)
+    expected = ((x - x.mean()) * factor + x.mean() + shift).clamp(0, 1)
+    assert torch.allclose(out, expected, atol=1e-6)
