@@ -52,6 +52,8 @@ BENCHES = [
     Bench("gui_latency", "GUI event-loop latency", ["--studies", "6", "--rows", "1024", "--steps", "30"],
           ["--studies", "4", "--rows", "512", "--steps", "10"]),
     Bench("memory_bound", "Memory bound", ["--studies", "50", "--rows", "1024"], ["--studies", "30", "--rows", "512"]),
+    Bench("folder_scan", "Folder scan and demo-data generation", ["--repeats", "5", "--generate", "4"],
+          ["--repeats", "2", "--generate", "1"], device=False, model=False),
 ]
 
 
