@@ -97,7 +97,8 @@ def test_a_finished_job_keeps_nothing_alive(qtbot) -> None:
     runner = TaskRunner()
     payload, settled = Payload(), []
     refs = [weakref.ref(payload)]
-    task = runner.start(lambda p=payload: p, on_done=lambda value, p=payload: None, on_settled=lambda: settled.append(1))
+    task = runner.start(lambda p=payload: p, on_done=lambda value, p=payload: None,
+                        on_settled=lambda: settled.append(threading.current_thread()))
     refs.append(weakref.ref(task))
     del payload, task
     gc.disable()
@@ -105,6 +106,7 @@ def test_a_finished_job_keeps_nothing_alive(qtbot) -> None:
         qtbot.waitUntil(lambda: bool(settled) and all(ref() is None for ref in refs), timeout=5000)
     finally:
         gc.enable()
+    assert settled == [threading.main_thread()], "callbacks run on the GUI thread"
     assert runner.shutdown(5000)
 
 
