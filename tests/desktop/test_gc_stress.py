@@ -3,7 +3,8 @@
 
 A C++ destructor run from a cyclic collection runs on whichever thread allocated at that
 moment, and Shiboken releases the GIL around it; a Qt object destroyed there can deadlock
-against a worker (a full run once hung in pyqtgraph's ViewBox.addItem that way). The desktop's
+against a worker (a full run once hung in pyqtgraph's ViewBox.addItem during a collection;
+the hang was never reproduced, these tests included). The desktop's
 rule is that no Qt object it creates depends on the cyclic GC to be destroyed: these tests
 check the rule directly (a collection frees no Qt object) and under load (many windows, GC
 thresholds lowered so that collections also fire on pool threads, a watchdog that dumps every
