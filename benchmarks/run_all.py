@@ -54,6 +54,8 @@ BENCHES = [
     Bench("memory_bound", "Memory bound", ["--studies", "50", "--rows", "1024"], ["--studies", "30", "--rows", "512"]),
     Bench("data_pipeline", "Data pipeline (one worker)", ["--data", "mammograms"], ["--data", "mammograms", "--pairs", "48"],
           device=False, model=False),
+    Bench("folder_scan", "Folder scan and demo-data generation", ["--repeats", "5", "--generate", "4"],
+          ["--repeats", "2", "--generate", "1"], device=False, model=False),
 ]
 
 

@@ -8,6 +8,7 @@ ready (or after a timeout), saves a PNG and exits 0.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import logging.handlers
 import os
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         ScreenshotJob(window, args.screenshot.resolve(), args.timeout, expect_folder=bool(args.demo or args.folder))
     window.show()
     start(window, args)
+    # What start-up built (modules, the window and its panels) lives until exit: frozen, it is
+    # never scanned again, so every later cyclic collection is short (docs/architecture.md).
+    gc.freeze()
     return int(app.exec())
 
 

@@ -280,12 +280,15 @@ class MainWindow(QMainWindow):
 
     def edit_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
-        if dialog.exec():
-            try:
-                new = dialog.result_settings()
-            except Exception as exc:  # noqa: BLE001 - a bad value is a notification, not a crash
-                self.notes.notify("error", *describe_error(exc))
-                return
+        accepted = dialog.exec()
+        try:
+            new = dialog.result_settings() if accepted else None
+        except Exception as exc:  # noqa: BLE001 - a bad value is a notification, not a crash
+            self.notes.notify("error", *describe_error(exc))
+            return
+        finally:
+            dialog.deleteLater()  # each opening builds a new dialog: do not keep the old ones
+        if new is not None:
             reload = (new.model, new.device) != (self.settings.model, self.settings.device)
             self.settings = new
             apply_cache_dir(new)
@@ -343,7 +346,9 @@ class MainWindow(QMainWindow):
             self.models_page.refresh()
 
     def show_help(self) -> None:
-        HelpDialog(self.shortcut_actions, self).show()
+        dialog = HelpDialog(self.shortcut_actions, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # a new one per opening
+        dialog.show()
 
     def _set_sync(self, on: bool) -> None:
         self.settings.sync_zoom = on

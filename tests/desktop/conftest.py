@@ -63,25 +63,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(autouse=True)
-def _collect_garbage_between_tests():
-    """Run Python's cyclic GC only between tests, never in the middle of Qt calls.
-
-    A full-suite run once deadlocked when an automatic collection fired inside pyqtgraph's
-    item construction (main thread in "Garbage-collecting", waiting on a futex) while worker
-    threads of the previous test's window were still being torn down. Collecting explicitly
-    at a quiet point removes that race from the tests; see the closing note for the app side."""
-    import gc
-
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect()
-
-
 @pytest.fixture
 def window(qtbot):
     from mama_desktop.main_window import MainWindow

@@ -1,14 +1,13 @@
-"""Live sentence maps: debounce, worker, latest wins, absolute scale, event-loop latency."""
+"""Live sentence maps: debounce, worker, latest wins, absolute scale (event-loop latency: benchmarks/gui_latency.py)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import Qt
 
 from mama_desktop.sentence_maps import heat_lut, split_sentences, threshold_position, view_display
 from mama_desktop.workers import LatestOnly, TaskRunner
@@ -63,30 +62,23 @@ def test_latest_request_wins(qtbot) -> None:
 
 @pytest.mark.slow
 def test_typing_produces_maps_on_four_views_without_blocking(qtbot, window, studies_dir: Path,
-                                                             tiny_model_dir: Path) -> None:
+                                                             tiny_model_dir: Path, monkeypatch) -> None:
     window.load_model(str(tiny_model_dir), "cpu")
     qtbot.waitUntil(lambda: window.state.predictor is not None, timeout=60000)
     open_and_wait(qtbot, window, studies_dir)
     qtbot.waitUntil(lambda: window.state.prediction is not None, timeout=60000)
-    gaps: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
-
-    def tick() -> None:
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    ticker = QTimer(interval=10, timeout=tick)
-    ticker.start()
+    # The event loop's latency while maps are computed is a target of benchmarks/gui_latency.py
+    # (phase b); here: the maps are computed off the GUI thread.
+    predictor = window.state.predictor
+    threads: list[threading.Thread] = []
+    original = predictor.similarity_maps
+    monkeypatch.setattr(predictor, "similarity_maps",
+                        lambda *a, **k: (threads.append(threading.current_thread()), original(*a, **k))[1])
     window.sentence_maps.text.setFocus()
     qtbot.keyClicks(window.sentence_maps.text, "A mass is present in the breast.")
     qtbot.keyClick(window.sentence_maps.text, Qt.Key.Key_Return)
     qtbot.keyClicks(window.sentence_maps.text, "Fatty tissue.")
-    started = time.monotonic()
     qtbot.waitUntil(lambda: window.state.maps is not None and len(window.state.maps.sentences) == 2, timeout=30000)
-    ticker.stop()
     maps = window.state.maps
     assert set(maps.grids) == {"RCC", "LCC", "RMLO", "LMLO"}
     for key, stack in maps.grids.items():
@@ -99,10 +91,7 @@ def test_typing_produces_maps_on_four_views_without_blocking(qtbot, window, stud
             assert pane.heat_item.image.shape == stack.shape[1:], "drawn at the map's own resolution"
     assert window.sentence_maps.selector.count() == 2
     assert window.sentence_maps.colour_bar.threshold == pytest.approx(maps.threshold)
-    # The GUI thread kept ticking while the worker computed (10 ms timer; allow scheduling slack
-    # on a loaded 2-core machine, but a blocked loop would show the whole inference time).
-    print(f"max event-loop gap {max(gaps):.0f} ms over {time.monotonic() - started:.1f} s")
-    assert max(gaps) < 400
+    assert threads and all(t is not threading.main_thread() for t in threads)
 
 
 @pytest.mark.slow

@@ -144,6 +144,9 @@ def test_search_of_4000_images_runs_off_the_gui_thread_progressively(qtbot, wind
     assert len(hits) == 20 and len(thumbs) == 10
     icon = window.search.results.item(0).icon()
     assert not icon.isNull()
+    # The event loop turned during the search; the gaps are printed, not judged (timing targets
+    # live in benchmarks/, see gui_latency.py).
+    assert len(ticks) > 2
     gaps = np.diff(ticks)
     print(f"event-loop gaps during a 4,000-image search: max {gaps.max() * 1e3:.0f} ms, "
           f"p95 {np.percentile(gaps, 95) * 1e3:.0f} ms over {len(gaps)} ticks")

@@ -4,7 +4,6 @@ intended mix; generation is fast enough for `mama demo-data`."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import Counter
 
 import numpy as np
@@ -82,9 +81,12 @@ def test_finding_mix_and_birads_rules():
 
 
 @pytest.mark.slow
-def test_four_default_studies_are_fast(tmp_path):
-    start = time.perf_counter()
+def test_four_default_size_studies_are_complete(tmp_path):
+    # Their speed (4 studies in under 60 s) is a target of benchmarks/folder_scan.py.
+    from mama_core.dicom import find_studies, read_image
+
     summary = generate_studies(tmp_path, 4, seed=0)
-    elapsed = time.perf_counter() - start
     assert summary.n_images == 16
-    assert elapsed < 60.0, f"{elapsed:.1f} s"
+    studies = find_studies(tmp_path)
+    assert len(studies) == 4 and all(s.complete for s in studies)
+    assert read_image(next(iter(studies[0].images.values()))).pixels.shape[0] == 2048
