@@ -172,6 +172,8 @@ class TextEncoder(nn.Module):
         self.family = detect_family(hf_cfg, cfg.family)
         self.tokenizer = _load_tokenizer(tokenizer_dir or self.base_path)
         backbone = _load_backbone(self.base_path, frozen_dtype if cfg.lora and frozen_dtype else torch.float32)
+        if hasattr(backbone.config, "use_cache"):
+            backbone.config.use_cache = False  # an encoder: no key/value cache to keep
         self.hidden_size = int(backbone.config.hidden_size)
         limit = _max_positions(hf_cfg, self.tokenizer)
         self.max_length = min(cfg.max_length, limit) if limit else cfg.max_length
