@@ -159,6 +159,51 @@ def _rss_mb() -> float:
         return 0.0
 
 
+def _hwm_mb(reset: bool = False) -> float:
+    """The process's peak resident memory (VmHWM); `reset` first restarts it at the current
+    RSS (Linux /proc/self/clear_refs), so that a peak can be measured for one piece of work."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+                f.write("5")
+        with open("/proc/self/status", encoding="utf-8") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
+def local_loss_peak(batch: int, patches: int, sentences: int, dim: int, chunk_elements: int | None,
+                    device: torch.device) -> dict:
+    """Peak memory of the local term of eq. (3) alone, forward + backward, above its inputs:
+    `mama_core.losses.local_alignment_loss` with its chunking (`chunk_elements`; None = the
+    whole B x B x P x S tensor in one piece)."""
+    from mama_core.losses import DEFAULT_LOCAL_CHUNK_ELEMENTS, local_alignment_loss
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(batch, patches, dim, generator=g).to(device).requires_grad_()
+    s = torch.randn(batch, sentences, dim, generator=g).to(device).requires_grad_()
+    mask = torch.ones(batch, sentences, dtype=torch.bool, device=device)
+    mask[::2, sentences // 2:] = False  # ragged sentence counts, as in real batches
+    chunk = chunk_elements or batch * batch * patches * sentences
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        base = _hwm_mb(reset=True)
+    start = time.perf_counter()
+    local_alignment_loss(p, s, mask, 1 / 0.07, chunk_elements=chunk).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    else:
+        peak = _hwm_mb() - base
+    return {"batch": batch, "patches": patches, "sentences": sentences, "dim": dim,
+            "chunk_elements": chunk, "default_chunk_elements": DEFAULT_LOCAL_CHUNK_ELEMENTS,
+            "full_tensor_mb": batch * batch * patches * sentences * 4 / 2**20,
+            "peak_above_inputs_mb": peak, "time_s": time.perf_counter() - start}
+
+
 def paper_text_dir(text_dir: str | None, shape: str | None) -> str:
     """A folder holding the random BioMedLM-shaped GPT-2 (written when it has no config.json)."""
     import tempfile
@@ -221,7 +266,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --paper-shapes: keep the random GPT-2 here (reused when it exists)")
     parser.add_argument("--gpt2-shape", default=None,
                         help="with --paper-shapes: WIDTH,LAYERS,HEADS instead of BioMedLM's 2560,32,20")
+    parser.add_argument("--local-loss", default=None, metavar="B,P,S,D",
+                        help="only measure the local term's peak memory at these shapes (e.g. 36,1369,64,512)")
+    parser.add_argument("--local-chunk", type=int, default=None,
+                        help="with --local-loss: chunk budget in elements (default: the loss's own; 0 = unchunked)")
     args = parser.parse_args(argv)
+    if args.local_loss:
+        from mama_core.losses import DEFAULT_LOCAL_CHUNK_ELEMENTS
+
+        b, p, s, d = (int(v) for v in args.local_loss.split(","))
+        chunk = DEFAULT_LOCAL_CHUNK_ELEMENTS if args.local_chunk is None else (args.local_chunk or None)
+        print(json.dumps(local_loss_peak(b, p, s, d, chunk, pick_device(args.device))))
+        return 0
     overrides = list(args.overrides) + ([f"batch_size={args.batch_size}"] if args.batch_size else [])
     device = pick_device(args.device)
     if args.paper_shapes:
