@@ -152,6 +152,15 @@ def compile_encoders(model: nn.Module) -> None:
     model.text.backbone.compile()
 
 
+def _store_frozen(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Cast the frozen parameters of an already loaded model to `dtype` (None: leave them)."""
+    if dtype is None:
+        return
+    for param in model.parameters():
+        if not param.requires_grad:
+            param.data = param.data.to(dtype)
+
+
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Host -> device copy that overlaps with compute on CUDA (pinned source, non-blocking)."""
     if device.type == "cuda" and not tensor.is_pinned():
@@ -239,6 +248,7 @@ class _Run:
             from mama_core.model.io import load_model_dir
 
             model = load_model_dir(self.init_from, str(self.device))[0]
+            _store_frozen(model, frozen_dtype_for(self.config, self.device))
         else:
             model = build_model_for(self.config, frozen_dtype_for(self.config, self.device)).to(self.device)
         model.train()
