@@ -164,8 +164,8 @@ def test_bf16_run_stores_the_frozen_base_in_bf16_and_compiles_when_asked(records
         seen["trained"] = {p.dtype for p in model.parameters() if p.requires_grad}
 
     monkeypatch.setattr(trainer, "compile_encoders", record)
-    cfg = load_config(None, tiny_overrides + ["optim.max_steps=1", "precision=bf16", "checkpointing=all",
-                                              "compile=true"])
+    cfg = load_config(None, tiny_overrides + ["optim.max_steps=1", "data.val_fraction=0", "precision=bf16",
+                                              "checkpointing=all", "compile=true"])
     reports = list(train(cfg, records, tmp_path / "run"))
     assert seen == {"frozen": {torch.bfloat16}, "trained": {torch.float32}}
     assert [r.step for r in reports] == [1]
