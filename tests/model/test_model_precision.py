@@ -64,3 +64,9 @@ def test_checkpointing_is_per_encoder(make_config, gpt2_dir) -> None:
     loss.backward()
     assert text_only.text.sep_embedding.grad.abs().sum() > 0
     assert text_only.vision.embeddings.patch_embeddings.projection.weight.grad.abs().sum() > 0
+
+
+def test_both_encoders_use_sdpa_attention(gpt2_model) -> None:
+    # Fused scaled-dot-product attention (FlashAttention on a GPU), never the eager path.
+    assert gpt2_model.vision.config._attn_implementation == "sdpa"
+    assert gpt2_model.text.backbone.get_base_model().config._attn_implementation == "sdpa"
