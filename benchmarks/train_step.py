@@ -10,7 +10,14 @@ on CUDA / fp32 on CPU, and — with --data — every DICOM decoded again each st
 Random weights and synthetic tensors at the config's shapes, so no data is needed;
 `--data FOLDER` adds the data pipeline (cache vs decode-per-step).
 
+`--paper-shapes`: resources/configs/mama-b14.yaml (ViT-B/14 reg4 at 518 px, random init)
+with a random-weight GPT-2 of BioMedLM's shape written to a temporary folder with its own
+tokenizer (`mama_core.model.shapes`; `--text-dir` keeps and reuses it), the local term on
+(`loss.delta_steps=0`), bf16, and activation checkpointing of both encoders unless `--set`
+says otherwise. On CPU the fp32 baseline at these shapes needs over 20 GB, so it is skipped.
+
     python benchmarks/train_step.py --config resources/configs/smoke.yaml --steps 5 --json
+    python benchmarks/train_step.py --paper-shapes --batch-size 2 --steps 1 --json
 """
 
 from __future__ import annotations
@@ -37,7 +44,14 @@ from mama_core.losses import mama_objective  # noqa: E402
 from mama_core.preprocess import normalise, resize_to_square  # noqa: E402
 from mama_core.training import load_config  # noqa: E402
 from mama_core.training.distributed import pick_device  # noqa: E402
-from mama_core.training.trainer import build_model_for, param_groups  # noqa: E402
+from mama_core.training.trainer import (  # noqa: E402
+    build_model_for, compile_encoders, frozen_dtype_for, make_optimizer, use_autocast)
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_CONFIG = ROOT / "resources/configs/mama-b14.yaml"
+# The paper-shape run: the full objective (local term on from step 0), bf16 autocast with the
+# frozen text base stored in bf16, both encoders checkpointed.
+PAPER_OVERRIDES = ["loss.delta_steps=0", "precision=bf16", "checkpointing=all"]
 
 META = {"StudyDescription": "MG Screening Bilateral", "age_at_study": 57, "RACE_DESC": "White",
         "ETHNIC_GROUP_DESC": "Non-Hispanic", "FinalImageType": "2D", "ImageLateralityFinal": "L",
@@ -83,24 +97,35 @@ def _make_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
     return model
 
 
-def run_case(cfg, device: torch.device, steps: int, baseline: bool, data: list | None, cache) -> dict:
+def build_case(cfg, device: torch.device, baseline: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model and optimiser of one case: the trainer's own (`mama_core.training.trainer`:
+    bf16-stored frozen base under autocast, fused AdamW on CUDA, optional compile), or the
+    reference-style baseline built from the same config."""
     torch.manual_seed(0)
-    model = build_model_for(cfg).to(device)
+    model = build_model_for(cfg, None if baseline else frozen_dtype_for(cfg, device)).to(device)
     if baseline:
         model = _make_baseline(model, device)
+    elif cfg.compile:
+        compile_encoders(model)
     model.train()
-    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    return model, make_optimizer(model, cfg, device)
+
+
+def run_case(cfg, device: torch.device, steps: int, baseline: bool, data: list | None, cache) -> dict:
+    model, opt = build_case(cfg, device, baseline)
+    rss_built = _rss_mb()
     loss_cfg = cfg.loss_config()
     size = cfg.model_config().vision.image_size
     captions = _captions(cfg.batch_size)
-    amp = device.type == "cuda" and not baseline
+    amp = use_autocast(cfg, device) and not baseline
     dtype = torch.bfloat16 if (baseline and device.type == "cuda") else torch.float32
     anomaly = torch.autograd.set_detect_anomaly(True) if baseline else contextlib.nullcontext()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     with anomaly:
-        for i in range(steps + 1):  # step 0 warms up (allocator, kernels) and is not timed
+        # Step 0 warms up (allocator, kernels) and is not timed; with --steps 0 it is the figure.
+        for i in range(steps + 1):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
@@ -114,11 +139,85 @@ def run_case(cfg, device: torch.device, steps: int, baseline: bool, data: list |
             opt.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            if i:
+            if i or not steps:
                 times.append(time.perf_counter() - start)
     step = statistics.median(times)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
     return {"step_time_s": step, "images_per_s": cfg.batch_size / step, "peak_memory_mb": _peak_mb(device),
-            "loss": float(loss.detach())}
+            "rss_after_build_mb": rss_built, "loss": float(loss.detach()),
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "frozen_params": sum(p.numel() for p in frozen),
+            "frozen_dtypes": sorted({str(p.dtype) for p in frozen})}
+
+
+def _rss_mb() -> float:
+    """Current resident set size, from /proc (Linux); 0 elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="utf-8") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+def _hwm_mb(reset: bool = False) -> float:
+    """The process's peak resident memory (VmHWM); `reset` first restarts it at the current
+    RSS (Linux /proc/self/clear_refs), so that a peak can be measured for one piece of work."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+                f.write("5")
+        with open("/proc/self/status", encoding="utf-8") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
+def local_loss_peak(batch: int, patches: int, sentences: int, dim: int, chunk_elements: int | None,
+                    device: torch.device) -> dict:
+    """Peak memory of the local term of eq. (3) alone, forward + backward, above its inputs:
+    `mama_core.losses.local_alignment_loss` with its chunking (`chunk_elements`; None = the
+    whole B x B x P x S tensor in one piece)."""
+    from mama_core.losses import DEFAULT_LOCAL_CHUNK_ELEMENTS, local_alignment_loss
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(batch, patches, dim, generator=g).to(device).requires_grad_()
+    s = torch.randn(batch, sentences, dim, generator=g).to(device).requires_grad_()
+    mask = torch.ones(batch, sentences, dtype=torch.bool, device=device)
+    mask[::2, sentences // 2:] = False  # ragged sentence counts, as in real batches
+    chunk = chunk_elements or batch * batch * patches * sentences
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        base = _hwm_mb(reset=True)
+    start = time.perf_counter()
+    local_alignment_loss(p, s, mask, 1 / 0.07, chunk_elements=chunk).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    else:
+        peak = _hwm_mb() - base
+    return {"batch": batch, "patches": patches, "sentences": sentences, "dim": dim,
+            "chunk_elements": chunk, "default_chunk_elements": DEFAULT_LOCAL_CHUNK_ELEMENTS,
+            "full_tensor_mb": batch * batch * patches * sentences * 4 / 2**20,
+            "peak_above_inputs_mb": peak, "time_s": time.perf_counter() - start}
+
+
+def paper_text_dir(text_dir: str | None, shape: str | None) -> str:
+    """A folder holding the random BioMedLM-shaped GPT-2 (written when it has no config.json)."""
+    import tempfile
+
+    from mama_core.model.shapes import BIOMEDLM, GPT2Shape, write_random_gpt2
+
+    folder = Path(text_dir) if text_dir else Path(tempfile.mkdtemp(prefix="mama-paper-gpt2-"))
+    if not (folder / "config.json").is_file():
+        gpt2 = BIOMEDLM
+        if shape:
+            width, layers, heads = (int(v) for v in shape.split(","))
+            gpt2 = GPT2Shape(n_embd=width, n_layer=layers, n_head=heads)
+        write_random_gpt2(folder, gpt2)
+    return str(folder)
 
 
 def _data(folder: str | None, size: int):
@@ -161,13 +260,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="a data folder: include the data pipeline")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--paper-shapes", action="store_true",
+                        help="mama-b14.yaml with a random GPT-2 of BioMedLM's shape (see the module docstring)")
+    parser.add_argument("--text-dir", default=None,
+                        help="with --paper-shapes: keep the random GPT-2 here (reused when it exists)")
+    parser.add_argument("--gpt2-shape", default=None,
+                        help="with --paper-shapes: WIDTH,LAYERS,HEADS instead of BioMedLM's 2560,32,20")
+    parser.add_argument("--local-loss", default=None, metavar="B,P,S,D",
+                        help="only measure the local term's peak memory at these shapes (e.g. 36,1369,64,512)")
+    parser.add_argument("--local-chunk", type=int, default=None,
+                        help="with --local-loss: chunk budget in elements (default: the loss's own; 0 = unchunked)")
     args = parser.parse_args(argv)
+    if args.local_loss:
+        from mama_core.losses import DEFAULT_LOCAL_CHUNK_ELEMENTS
+
+        b, p, s, d = (int(v) for v in args.local_loss.split(","))
+        chunk = DEFAULT_LOCAL_CHUNK_ELEMENTS if args.local_chunk is None else (args.local_chunk or None)
+        print(json.dumps(local_loss_peak(b, p, s, d, chunk, pick_device(args.device))))
+        return 0
     overrides = list(args.overrides) + ([f"batch_size={args.batch_size}"] if args.batch_size else [])
-    cfg = load_config(args.config, overrides)
     device = pick_device(args.device)
+    if args.paper_shapes:
+        if args.config == parser.get_default("config"):
+            args.config = str(PAPER_CONFIG)
+        text = paper_text_dir(args.text_dir, args.gpt2_shape)
+        overrides = PAPER_OVERRIDES + [f"model.text.path={text}"] + overrides
+        args.no_baseline = args.no_baseline or device.type == "cpu"
+    cfg = load_config(args.config, overrides)
     data, cache = _data(args.data, cfg.model_config().vision.image_size)
     result = {"machine": machine(), "device": str(device), "config": args.config, "batch_size": cfg.batch_size,
-              "steps": args.steps, "with_data": data is not None,
+              "steps": args.steps, "with_data": data is not None, "precision": cfg.precision,
+              "checkpointing": cfg.checkpointing, "load_average": list(os.getloadavg()),
               "ours": run_case(cfg, device, args.steps, False, data, cache)}
     if not args.no_baseline:
         result["baseline"] = run_case(cfg, device, args.steps, True, data, cache)

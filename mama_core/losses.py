@@ -149,9 +149,14 @@ def _check_local(patches: Tensor, sentences: Tensor, mask: Tensor) -> None:
                          f"{tuple(sentences.shape)} disagree on B or D")
     if tuple(mask.shape) != tuple(sentences.shape[:2]):
         raise ValueError("local_alignment_loss: sentence_mask must be [B, S] like sentences")
-    if not bool(mask.any(dim=1).all()):
-        # c_T takes a max over the valid sentences of each report: an empty report has none.
-        raise ValueError("local_alignment_loss: every caption needs at least one valid sentence")
+    # c_T takes a max over the valid sentences of each report: an empty report has none.
+    message = "local_alignment_loss: every caption needs at least one valid sentence"
+    every = mask.any(dim=1).all()
+    if mask.device.type != "cpu":
+        # Checked on the device: reading the flag back would stall the host every step.
+        torch._assert_async(every, message)
+    elif not bool(every):
+        raise ValueError(message)
 
 
 def _localization_chunk(p: Tensor, s: Tensor, m: Tensor, pm: Tensor | None = None) -> tuple[Tensor, Tensor]:

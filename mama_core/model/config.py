@@ -132,6 +132,8 @@ class TextConfig:
         "help": "module names LoRA wraps; null = c_attn (GPT-2), query/value (BERT), q_proj/v_proj"})
     max_length: int = field(default=256, metadata={
         "help": "caption tokens, clamped to the model's position limit"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute the text blocks' activations in the backward pass (less memory, slower)"})
     # False (the paper): a sentence's SLA embedding is its separator's state in the forward
     # pass of the whole caption, so with a bidirectional encoder it also carries the other
     # sentences (density, assessment). True: each sentence is also encoded on its own, exactly

@@ -72,10 +72,11 @@ class MamaModel(nn.Module):
     """The MaMA vision-language model (docs/architecture.md "Model")."""
 
     def __init__(self, config: ModelConfig, *, vision_hf_config: dict | None = None,
-                 tokenizer_dir: Path | None = None):
+                 tokenizer_dir: Path | None = None, frozen_dtype: torch.dtype | None = None):
         super().__init__()
         self.vision, vision_cfg = build_vision(config.vision, vision_hf_config)
-        self.text = TextEncoder(config.text, tokenizer_dir)
+        # frozen_dtype: storage type of the frozen text base (TextEncoder); all else fp32.
+        self.text = TextEncoder(config.text, tokenizer_dir, frozen_dtype)
         # The vision config as actually built (a local HF dir or hub file may override sizes).
         self.config = dataclasses.replace(config, vision=vision_cfg)
         width, d = vision_cfg.hidden_size, config.embed_dim
@@ -204,6 +205,7 @@ class MamaModel(nn.Module):
         return {k: v for k, v in self.state_dict().items() if k not in skip}
 
 
-def build_model(cfg: ModelConfig) -> MamaModel:
-    """A fresh model from `cfg` (encoders from their sources, heads randomly initialised)."""
-    return MamaModel(cfg)
+def build_model(cfg: ModelConfig, frozen_dtype: torch.dtype | None = None) -> MamaModel:
+    """A fresh model from `cfg` (encoders from their sources, heads randomly initialised);
+    `frozen_dtype` stores the frozen LoRA base in that type (bf16 training)."""
+    return MamaModel(cfg, frozen_dtype=frozen_dtype)

@@ -18,6 +18,7 @@ from transformers.pytorch_utils import Conv1D
 
 from mama_core.errors import ConfigError, ModelError
 from mama_core.model.config import TextConfig
+from mama_core.model.vision import checkpoint_blocks
 
 SEPARATOR_TOKEN = "<|sent|>"
 MINILM = "minilm"
@@ -106,8 +107,9 @@ def _max_positions(hf_cfg, tokenizer) -> int | None:
 # --------------------------------------------------------------------------- loading
 
 
-def _load_backbone(path: Path) -> nn.Module:
-    kwargs = dict(local_files_only=True, dtype=torch.float32)
+def _load_backbone(path: Path, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The backbone with its weights read straight into `dtype` (no fp32 copy first)."""
+    kwargs = dict(local_files_only=True, dtype=dtype)
     try:
         try:
             return AutoModel.from_pretrained(path, attn_implementation="sdpa", **kwargs)
@@ -139,20 +141,39 @@ def _apply_lora(model: nn.Module, cfg: TextConfig) -> nn.Module:
         return get_peft_model(model, lora)
 
 
+def _mean_embedding(backbone: nn.Module) -> Tensor:
+    """fp32 mean of the input-embedding rows, summed in slices so that a bf16 table is never
+    copied whole to fp32."""
+    weight = backbone.get_input_embeddings().weight.detach()
+    total = torch.zeros(weight.shape[1], dtype=torch.float32, device=weight.device)
+    for rows in weight.split(4096):
+        total += rows.float().sum(dim=0)
+    return total / weight.shape[0]
+
+
 # --------------------------------------------------------------------------- encoder
 
 
 class TextEncoder(nn.Module):
-    """A Hugging Face text backbone (+ LoRA) that returns pooled and per-sentence states."""
+    """A Hugging Face text backbone (+ LoRA) that returns pooled and per-sentence states.
 
-    def __init__(self, cfg: TextConfig, tokenizer_dir: Path | None = None):
+    `frozen_dtype` (e.g. bfloat16 for bf16 training): the storage type of the frozen base
+    weights under LoRA, read from disk straight into it; the LoRA adapters, the separator
+    embedding and everything trained stay fp32 (master weights). Without LoRA the whole
+    encoder is trained and stays fp32 whatever `frozen_dtype` says.
+    """
+
+    def __init__(self, cfg: TextConfig, tokenizer_dir: Path | None = None,
+                 frozen_dtype: torch.dtype | None = None):
         super().__init__()
         self.cfg = cfg
         self.base_path = resolve_text_path(cfg.path)
         hf_cfg = AutoConfig.from_pretrained(self.base_path, local_files_only=True)
         self.family = detect_family(hf_cfg, cfg.family)
         self.tokenizer = _load_tokenizer(tokenizer_dir or self.base_path)
-        backbone = _load_backbone(self.base_path)
+        backbone = _load_backbone(self.base_path, frozen_dtype if cfg.lora and frozen_dtype else torch.float32)
+        if hasattr(backbone.config, "use_cache"):
+            backbone.config.use_cache = False  # an encoder: no key/value cache to keep
         self.hidden_size = int(backbone.config.hidden_size)
         limit = _max_positions(hf_cfg, self.tokenizer)
         self.max_length = min(cfg.max_length, limit) if limit else cfg.max_length
@@ -164,6 +185,8 @@ class TextEncoder(nn.Module):
         else:
             self._setup_special_ids(backbone)
             self.sep_embedding = self._init_separator(backbone)
+        if cfg.gradient_checkpointing:
+            checkpoint_blocks(backbone)
         self.backbone = _apply_lora(backbone, cfg) if cfg.lora else backbone
 
     # ----------------------------------------------------------- special tokens
@@ -209,8 +232,7 @@ class TextEncoder(nn.Module):
     def _init_added(self, backbone: nn.Module) -> nn.Parameter:
         """Rows of the added tokens (trainable, start at the mean input embedding); the frozen
         base embedding matrix is never resized, so it stays a pure base weight."""
-        weight = backbone.get_input_embeddings().weight.detach()
-        return nn.Parameter(weight.float().mean(dim=0).repeat(len(RELEASED_TOKENS), 1))
+        return nn.Parameter(_mean_embedding(backbone).repeat(len(RELEASED_TOKENS), 1))
 
     def _init_separator(self, backbone: nn.Module) -> nn.Parameter | None:
         """Decoder-only: the separator's own trainable embedding, initialised to the mean
@@ -218,8 +240,7 @@ class TextEncoder(nn.Module):
         the (frozen) embedding matrix is never resized and stays a pure base weight."""
         if self.family != "decoder":
             return None
-        weight = backbone.get_input_embeddings().weight.detach()
-        return nn.Parameter(weight.float().mean(dim=0).clone())
+        return nn.Parameter(_mean_embedding(backbone))
 
     # ----------------------------------------------------------- tokenization
 

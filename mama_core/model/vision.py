@@ -235,10 +235,19 @@ def build_vision(cfg: VisionConfig, hf_config: dict | None = None) -> tuple[nn.M
             load_hub_state(model, Path(cfg.path))
     _set_grid(model, cfg.image_size)
     if cfg.gradient_checkpointing:
-        # transformers 5 renamed the switch; use whichever this version has.
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        (enable or model.gradient_checkpointing_enable)()
+        checkpoint_blocks(model)
     return model, config_from_hf(cfg, model.config)
+
+
+def checkpoint_blocks(model: nn.Module) -> None:
+    """Recompute each transformer block's activations in the backward pass (non-reentrant
+    torch.utils.checkpoint, which also works when a block's input needs no gradient)."""
+    # transformers 5 renamed the switch; use whichever this version has.
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable({"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def num_prefix_tokens(model: nn.Module) -> int:

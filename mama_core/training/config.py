@@ -24,6 +24,8 @@ import yaml
 from mama_core.errors import ConfigError
 
 PRECISIONS = ("auto", "bf16", "fp32")
+# Which encoders' transformer blocks recompute their activations in the backward pass.
+CHECKPOINTING = ("none", "vision", "text", "all")
 BALANCE = ("none", "birads", "density")
 CACHE_DTYPES = ("float16", "uint16")
 
@@ -185,7 +187,11 @@ class TrainConfig:
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32; master weights stay fp32"})
     grad_checkpointing: bool = field(default=False, metadata={
-        "help": "recompute vision activations in the backward pass (less memory, slower)"})
+        "help": "older spelling of checkpointing: vision (kept for existing configs)"})
+    checkpointing: str = field(default="none", metadata={
+        "help": "activation checkpointing per encoder: none | vision (ViT blocks) | text (text blocks) | all"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the two encoders (slow first steps; worth it on long GPU runs)"})
     image_size: int | None = field(default=None, metadata={
         "help": "model input size in pixels; null = model.vision.image_size, else overrides it"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and dropout"})
@@ -218,8 +224,12 @@ class TrainConfig:
         if self.image_size is not None:
             _non_negative_int(self.image_size, "image_size")
             self.model = _nested_set(dict(self.model), ["vision", "image_size"], self.image_size)
-        if self.grad_checkpointing:
+        if self.checkpointing not in CHECKPOINTING:
+            raise ConfigError(f"must be one of {CHECKPOINTING}, got {self.checkpointing!r}", field="checkpointing")
+        if self.checkpointing in ("vision", "all") or self.grad_checkpointing:
             self.model = _nested_set(dict(self.model), ["vision", "gradient_checkpointing"], True)
+        if self.checkpointing in ("text", "all"):
+            self.model = _nested_set(dict(self.model), ["text", "gradient_checkpointing"], True)
         self.loss_config()
         self.model_config()
 

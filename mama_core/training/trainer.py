@@ -2,10 +2,12 @@
 
 One optimiser step = `grad_accum` micro-batches of `batch_size` pairs per process. The loss
 is eq. (4) of the paper (`mama_core.losses.mama_objective`), computed on the global batch
-under DDP. Mixed precision is bf16 autocast over fp32 master weights (the parameters and
-AdamW state stay fp32); attention is whatever the model builds — SDPA — never eager, and
-autograd anomaly detection is never switched on here (both cost several times the step
-time; see benchmarks/train_step.py).
+under DDP. Mixed precision is bf16 autocast over fp32 master weights (every trained
+parameter and the AdamW state stay fp32); the frozen LoRA base of the text encoder is then
+stored in bf16, since it is only ever read under autocast. Attention is whatever the model
+builds — SDPA — never eager, and autograd anomaly detection is never switched on here (both
+cost several times the step time; see benchmarks/train_step.py). The step itself reads
+nothing back to the host: loss values become floats only when a step is reported.
 
 Exact resume: batches are a function of (seed, step) (see `training.data`), the global RNG
 (dropout) is saved per rank in every checkpoint, and AdamW/scheduler state is restored, so
@@ -124,10 +126,46 @@ def split_records(records: Sequence, config: TrainConfig) -> tuple[list, list]:
     return splits["train"], splits["val"]
 
 
-def build_model_for(config: TrainConfig) -> nn.Module:
+def frozen_dtype_for(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 storage for frozen weights when the step runs under bf16 autocast, else None (fp32)."""
+    return torch.bfloat16 if use_autocast(config, device) else None
+
+
+def build_model_for(config: TrainConfig, frozen_dtype: torch.dtype | None = None) -> nn.Module:
     from mama_core.model import build_model
 
-    return build_model(config.model_config())
+    return build_model(config.model_config(), frozen_dtype)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters (fp32 masters); the fused CUDA kernel on a GPU."""
+    optim = config.optim
+    groups = ([{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": optim.weight_decay}]
+              if optim.decay_all else param_groups(model, optim.weight_decay))
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps,
+                             fused=True if device.type == "cuda" else None)
+
+
+def compile_encoders(model: nn.Module) -> None:
+    """torch.compile both encoders in place (parameter names, hence checkpoints, unchanged)."""
+    model.vision.compile()
+    model.text.backbone.compile()
+
+
+def _store_frozen(model: nn.Module, dtype: torch.dtype | None) -> None:
+    """Cast the frozen parameters of an already loaded model to `dtype` (None: leave them)."""
+    if dtype is None:
+        return
+    for param in model.parameters():
+        if not param.requires_grad:
+            param.data = param.data.to(dtype)
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host -> device copy that overlaps with compute on CUDA (pinned source, non-blocking)."""
+    if device.type == "cuda" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def compute_losses(model: nn.Module, bare: nn.Module, batch: dict[str, Any], step: int, loss_cfg: Any,
@@ -137,9 +175,8 @@ def compute_losses(model: nn.Module, bare: nn.Module, batch: dict[str, Any], ste
     `model` may be the DDP wrapper; `bare` is the MamaModel (for its tokenizer)."""
     from mama_core.losses import mama_objective
 
-    tokens = {k: v.to(device, non_blocking=True) for k, v in bare.tokenize(batch["captions"]).items()}
-    images = batch["images"].to(device, non_blocking=True)
-    images2 = batch["images2"].to(device, non_blocking=True)
+    tokens = {k: _to_device(v, device) for k, v in bare.tokenize(batch["captions"]).items()}
+    images, images2 = _to_device(batch["images"], device), _to_device(batch["images2"], device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         outputs = model(images, images2, tokens)
     return mama_objective(outputs, step, loss_cfg, gather=gather)
@@ -211,15 +248,14 @@ class _Run:
             from mama_core.model.io import load_model_dir
 
             model = load_model_dir(self.init_from, str(self.device))[0]
+            _store_frozen(model, frozen_dtype_for(self.config, self.device))
         else:
-            model = build_model_for(self.config).to(self.device)
+            model = build_model_for(self.config, frozen_dtype_for(self.config, self.device)).to(self.device)
         model.train()
+        if self.config.compile:
+            compile_encoders(model)
         self.bare = model
-        optim = self.config.optim
-        groups = ([{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": optim.weight_decay}]
-                  if optim.decay_all else param_groups(model, optim.weight_decay))
-        self.optimizer = torch.optim.AdamW(groups, lr=optim.lr,
-                                           betas=optim.betas, eps=optim.eps)
+        self.optimizer = make_optimizer(model, self.config, self.device)
         self.scheduler = self._scheduler(0)
         self.model = model
         if self.info.enabled:
@@ -277,12 +313,13 @@ class _Run:
         return compute_losses(model, self.bare, batch, step, self.loss_cfg, self.device, self.amp,
                               gather=self.info.enabled)
 
-    def optimizer_step(self) -> dict[str, float]:
+    def optimizer_step(self) -> dict[str, torch.Tensor]:
         """grad_accum micro-batches, then one AdamW step. `self.step` counts finished steps,
-        so w(step) of eq. (4) is 0 for steps 0 .. delta-1."""
+        so w(step) of eq. (4) is 0 for steps 0 .. delta-1. The returned terms stay (detached)
+        tensors on the device: reading them would make the host wait for the GPU."""
         accum = self.config.grad_accum
         self.optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}
         for micro in range(accum):
             batch = next(self.batches)
             last = micro == accum - 1
@@ -291,7 +328,7 @@ class _Run:
                 terms = self.forward_losses(self.model, batch, self.step)
                 (terms["loss"] / accum).backward()
             for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) / accum
+                totals[key] = totals.get(key, 0.0) + value.detach() / accum
         if self.config.optim.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.bare.parameters(), self.config.optim.grad_clip)
         self.lr = self.scheduler.get_last_lr()[0]  # the rate this step used
@@ -334,8 +371,9 @@ class _Run:
         return str(target)
 
     # ---- reports
-    def report(self, losses: dict[str, float], step_time: float, **extra: Any) -> StepReport:
+    def report(self, terms: dict[str, torch.Tensor | float], step_time: float, **extra: Any) -> StepReport:
         cfg = self.config
+        losses = {k: float(v) for k, v in terms.items()}  # the one host read of a logged step
         pairs = cfg.batch_size * cfg.grad_accum * self.info.world_size
         mean_time = sum(self.times) / len(self.times) if self.times else step_time
         report = StepReport(
@@ -372,7 +410,7 @@ def _due(step: int, every: int) -> bool:
 
 def _loop(run: _Run, stop: Callable[[], bool]) -> Iterator[StepReport]:
     cfg = run.config
-    losses: dict[str, float] = {}
+    losses: dict[str, torch.Tensor] = {}
     step_time = 0.0
     while run.step < cfg.optim.max_steps:
         if ddp.any_rank(bool(stop()), run.info):

@@ -102,3 +102,16 @@ def test_released_code_options_override_and_validate():
         with pytest.raises(ConfigError) as info:
             load_config(None, [override])
         assert info.value.field == field, override
+
+
+def test_checkpointing_policy_per_encoder():
+    assert load_config(None).model.get("vision", {}).get("gradient_checkpointing") is None
+    text = load_config(None, ["checkpointing=text"]).model
+    assert text["text"]["gradient_checkpointing"] is True and "vision" not in text
+    both = load_config(None, ["checkpointing=all"]).model
+    assert both["text"]["gradient_checkpointing"] and both["vision"]["gradient_checkpointing"]
+    vision = load_config(None, ["checkpointing=vision"]).model
+    assert vision["vision"]["gradient_checkpointing"] and "text" not in vision
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["checkpointing=blocks"])
+    assert err.value.field == "checkpointing"

@@ -148,3 +148,26 @@ def test_resume_with_more_steps_extends_the_schedule(records, tiny_overrides, tm
     assert [r.step for r in more] == [3, 4]
     assert more[0].lr > 0.1 * load_config(None, base).optim.lr
 
+
+
+def test_bf16_run_stores_the_frozen_base_in_bf16_and_compiles_when_asked(records, tiny_overrides, tmp_path,
+                                                                         monkeypatch):
+    """precision bf16 on CPU: the frozen LoRA base in bf16, trained tensors fp32, both encoders
+    checkpointed; `compile: true` reaches the encoders (recorded here, not compiled: compiling
+    is minutes on CPU)."""
+    from mama_core.training import trainer
+
+    seen = {}
+
+    def record(model):
+        seen["frozen"] = {p.dtype for p in model.parameters() if not p.requires_grad}
+        seen["trained"] = {p.dtype for p in model.parameters() if p.requires_grad}
+
+    monkeypatch.setattr(trainer, "compile_encoders", record)
+    cfg = load_config(None, tiny_overrides + ["optim.max_steps=1", "data.val_fraction=0", "precision=bf16",
+                                              "checkpointing=all", "compile=true"])
+    reports = list(train(cfg, records, tmp_path / "run"))
+    assert seen == {"frozen": {torch.bfloat16}, "trained": {torch.float32}}
+    assert [r.step for r in reports] == [1]
+    assert all(isinstance(r.loss, float) and torch.isfinite(torch.tensor(r.loss)) for r in reports)
+    assert all(isinstance(v, float) for v in reports[-1].losses.values())
