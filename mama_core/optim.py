@@ -42,6 +42,15 @@ def cosine_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int, 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier, last_epoch=done_steps - 1)
 
 
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """One plain update: clear the gradients, back-propagate `loss`, step the optimiser and
+    its schedule (the probe and encoder loops; the trainer adds scaling and clipping)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+
+
 # --------------------------------------------------------------------------- class balancing
 
 

@@ -10,7 +10,7 @@ paper's pre-training rate (AdamW 4e-5).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from mama_core.errors import ConfigError
@@ -120,6 +120,12 @@ class FinetuneConfig:
 
     def validation_interval(self, total: int) -> int:
         return self.eval_every or max(1, total // 20)
+
+    def initial_probe(self) -> "FinetuneConfig":
+        """The linear probe that starts the lora/full modes' head (LP-FT): the probe's own
+        defaults, whatever steps, rate and batch the encoder stage was given."""
+        return replace(self, mode="linear-probe", max_steps=DEFAULT_STEPS["linear-probe"], epochs=None,
+                       lr=None, weight_decay=None, batch_size=None)
 
     def base_is_active(self) -> bool:
         return str(self.base_model) == "active"
