@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from mama_core.config import Config, choice, in_interval, non_negative_int, positive_int
 from mama_core.errors import ConfigError, DataError
 from mama_core.evaluation.features import FeatureStore
 from mama_core.evaluation.metrics import compute_metrics
@@ -32,26 +33,39 @@ ENGINE_MODE = {"linear-probe": "linear-probe", "finetune": "full"}
 
 
 @dataclass
-class EvalConfig:
-    tasks: list[str] = field(default_factory=lambda: ["birads", "density"])
-    mode: str = "zero-shot"
-    fraction: float = 1.0
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    seed: int = 0
-    n_boot: int = 1000
-    with_metadata: bool = False  # zero-shot prompts prefixed with the image's own metadata
-    keep_predictions: bool = False  # results carry "predictions" (paths, labels, probs) for reports
-    steps: int | None = None  # optimiser steps of the probe / fine-tuning; None = PROTOCOL_STEPS
-    batch_size: int | None = None  # None = the engine's default for the mode
+class EvalConfig(Config):
+    """One evaluation run of the paper's protocol (docs/method.md §1.10)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["birads", "density"], metadata={
+        "help": "tasks to evaluate: birads | density | cancer"})
+    mode: str = field(default="zero-shot", metadata={"help": "zero-shot | linear-probe | finetune"})
+    fraction: float = field(default=1.0, metadata={
+        "help": "class-stratified share of the training split the probe / fine-tuning sees (paper: 0.01, 0.1, 1)"})
+    split: tuple[float, float, float] = field(default=(0.7, 0.1, 0.2), metadata={
+        "help": "patient-level (train, validation, test) shares; validation fits the temperature"})
+    seed: int = field(default=0, metadata={"help": "seed of the split, the subsample and training"})
+    n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95 % intervals (0 = none)"})
+    with_metadata: bool = field(default=False, metadata={
+        "help": "zero-shot prompts prefixed with the image's own metadata"})
+    keep_predictions: bool = field(default=False, metadata={
+        "help": "results carry the predictions (paths, labels, probabilities) for reports"})
+    steps: int | None = field(default=None, metadata={
+        "help": "optimiser steps of the probe / fine-tuning; null = the protocol's (probe 1000, fine-tuning 200)"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "images per step; null = the fine-tuning engine's default for the mode"})
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASK_CLASSES]
         if bad or not self.tasks:
             raise ConfigError(f"unknown task(s) {bad}; expected some of {sorted(TASK_CLASSES)}", field="tasks")
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown mode {self.mode!r}; expected one of {MODES}", field="mode")
-        if not 0 < self.fraction <= 1:
-            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}", field="fraction")
+        choice(self.mode, MODES, "mode")
+        in_interval(self.fraction, "fraction", 0.0, 1.0, closed_low=False, closed_high=True)
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(f"must be three non-negative shares summing to 1, got {self.split!r}", field="split")
+        non_negative_int(self.n_boot, "n_boot")
+        for key in ("steps", "batch_size"):
+            if getattr(self, key) is not None:
+                positive_int(getattr(self, key), key)
 
     def tuning(self, task: str, device: Any = None) -> FinetuneConfig:
         """The fine-tuning engine's config for this protocol row (linear probe or full fine-tuning)."""
