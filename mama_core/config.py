@@ -122,30 +122,27 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         return _SCALARS[hint](value, name)
     if origin is tuple:
         return _tuple(value, args, name)
-    if origin is dict and not isinstance(value, dict):
-        raise ConfigError(f"must be a mapping, got {value!r}", field=name)
-    if origin is list and not isinstance(value, (list, tuple)):
-        raise ConfigError(f"must be a list, got {value!r}", field=name)
+    if origin is dict:
+        _require(isinstance(value, dict), "a mapping", value, name)
+    if origin is list:
+        _require(isinstance(value, (list, tuple)), "a list", value, name)
     return value
 
 
 def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"must be true or false, got {value!r}", field=name)
+    _require(isinstance(value, bool), "true or false", value, name)
     return value
 
 
 def _int(value: Any, name: str) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"must be an integer, got {value!r}", field=name)
+    _require(_number(value, integer=True), "an integer", value, name)
     return value
 
 
 def _str(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, got {value!r}", field=name)
+    _require(isinstance(value, str), "a string", value, name)
     return value
 
 
@@ -181,54 +178,59 @@ def read_yaml(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks for __post_init__
 
 
+def _number(value: Any, integer: bool = False) -> bool:
+    if isinstance(value, bool):
+        return False
+    if integer:
+        return isinstance(value, int)
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _require(ok: bool, what: str, value: Any, name: str) -> None:
+    if not ok:
+        raise ConfigError(f"must be {what}, got {value!r}", field=name)
+
+
 def positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"must be a positive integer, got {value!r}", field=name)
+    _require(_number(value, integer=True) and value > 0, "a positive integer", value, name)
 
 
 def non_negative_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"must be a non-negative integer, got {value!r}", field=name)
+    _require(_number(value, integer=True) and value >= 0, "a non-negative integer", value, name)
 
 
 def positive_number(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"must be a positive number, got {value!r}", field=name)
+    _require(_number(value) and value > 0, "a positive number", value, name)
 
 
 def non_negative_number(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
-        raise ConfigError(f"must be a non-negative number, got {value!r}", field=name)
+    _require(_number(value) and value >= 0, "a non-negative number", value, name)
 
 
 def probability(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"must be a probability in [0, 1], got {value!r}", field=name)
+    _require(_number(value) and 0.0 <= value <= 1.0, "a probability in [0, 1]", value, name)
 
 
 def in_interval(value: Any, name: str, low: float, high: float, closed_low: bool = True,
                 closed_high: bool = False) -> None:
     """`value` in [low, high) by default; the brackets follow `closed_low` / `closed_high`."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        (low <= value if closed_low else low < value) and (value <= high if closed_high else value < high))
-    if not ok:
-        brackets = ("[" if closed_low else "(") + f"{low}, {high}" + ("]" if closed_high else ")")
-        raise ConfigError(f"must be in {brackets}, got {value!r}", field=name)
+    ok = _number(value) and (low <= value if closed_low else low < value) and (
+        value <= high if closed_high else value < high)
+    brackets = ("[" if closed_low else "(") + f"{low}, {high}" + ("]" if closed_high else ")")
+    _require(ok, f"in {brackets}", value, name)
 
 
 def choice(value: Any, allowed: tuple | list, name: str) -> None:
-    if value not in allowed:
-        raise ConfigError(f"must be one of {tuple(allowed)}, got {value!r}", field=name)
+    _require(value in allowed, f"one of {tuple(allowed)}", value, name)
 
 
 def ordered_pair(value: tuple, name: str, low: float, high: float) -> None:
     """(min, max) with low <= min <= max <= high."""
-    if len(value) != 2 or not (low <= value[0] <= value[1] <= high):
-        raise ConfigError(f"must be (min, max) with {low} <= min <= max <= {high}, got {value!r}", field=name)
+    _require(len(value) == 2 and low <= value[0] <= value[1] <= high,
+             f"(min, max) with {low} <= min <= max <= {high}", value, name)
 
 
 def device_name(value: Any, name: str) -> None:
     """auto | cpu | cuda | cuda:N (None, where a field allows it, is checked by the caller)."""
-    if not (isinstance(value, str) and (value in ("auto", "cpu", "cuda") or
-                                        (value.startswith("cuda:") and value[5:].isdigit()))):
-        raise ConfigError(f"must be auto, cpu, cuda or cuda:N, got {value!r}", field=name)
+    ok = isinstance(value, str) and (value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()))
+    _require(ok, "auto, cpu, cuda or cuda:N", value, name)

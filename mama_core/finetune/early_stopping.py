@@ -18,11 +18,9 @@ class EarlyStopping:
         self.best_state: Any = None
         self.best_step = 0
         self.bad_rounds = 0
-        self.last_bacc: float | None = None
 
     def update(self, bacc: float, loss: float, step: int, state: Any) -> bool:
         """Record one validation; returns True when it is the new best."""
-        self.last_bacc = bacc
         better = self.best_bacc is None or bacc > self.best_bacc + 1e-9 or (
             abs(bacc - self.best_bacc) <= 1e-9 and loss < self.best_loss)
         if better:
@@ -32,14 +30,6 @@ class EarlyStopping:
         else:
             self.bad_rounds += 1
         return better
-
-    def stop_report(self, step: int, total: int, loss: float, clock: Any) -> Any:
-        """The 'validate' report that says the run stopped early, and why."""
-        from mama_core.finetune.reports import FinetuneReport
-
-        return FinetuneReport("validate", step, total, loss, self.last_bacc, 0.0,
-                              f"early stop: no better validation balanced accuracy for {self.patience} checks",
-                              clock.elapsed(), self.best_bacc)
 
     @property
     def should_stop(self) -> bool:

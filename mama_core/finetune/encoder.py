@@ -26,11 +26,11 @@ from torch import nn
 from mama_core.errors import ModelError
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
-from mama_core.finetune.early_stopping import EarlyStopping
+from mama_core.finetune.loop import run_steps
 from mama_core.finetune.features import autocast_for, extract_global
 from mama_core.finetune.probe import sampling_probs
 from mama_core.finetune.reports import Clock, FinetuneReport
-from mama_core.optim import Cancelled, StopFlag, cosine_scheduler, optimiser_step, should_stop
+from mama_core.optim import StopFlag, cosine_scheduler, optimiser_step
 from mama_core.inference.heads import ProbeHead
 from mama_core.preprocess import normalise
 from mama_core.training.augment import augment
@@ -159,19 +159,14 @@ def train_encoder(model: nn.Module, probe: ProbeHead, train: Sequence, y_train: 
                   stop: StopFlag = None) -> Generator[FinetuneReport, None, tuple[ProbeHead, float | None]]:
     """Yield 'train'/'validate' reports; leave `model` at its best state (LoRA merged) and
     return (best head, its validation bACC); with `val` None, at its last state and (head, None)."""
-    clock = clock or Clock()
     params = prepare_trainable(model, cfg)
     head = StandardisedHead(probe).to(device)
     total = cfg.total_steps(len(train))
     opt, sched = _optimiser(params, head, cfg, total)
     probs = sampling_probs(y_train, cfg.class_balanced)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    keeper, interval, aug = EarlyStopping(cfg.patience), cfg.validation_interval(total), AugmentConfig()
-    y_t = torch.from_numpy(y_train)
-    clock.new_phase()
-    for step in range(1, total + 1):
-        if should_stop(stop):
-            raise Cancelled
+    gen, aug, y_t = torch.Generator().manual_seed(cfg.seed), AugmentConfig(), torch.from_numpy(y_train)
+
+    def step() -> float:
         model.train()
         idx = torch.multinomial(probs, cfg.resolved_batch_size, replacement=True, generator=gen)
         x = train_batch([train[i] for i in idx.tolist()], cache, device, gen, aug)
@@ -179,17 +174,10 @@ def train_encoder(model: nn.Module, probe: ProbeHead, train: Sequence, y_train: 
             feats = model.encode_image(x)["image_global"]
         loss = nn.functional.cross_entropy(head(feats), y_t[idx].to(device))
         optimiser_step(loss, opt, sched)
-        report = FinetuneReport("train", step, total, loss.item(), eta_s=clock.eta(step, total),
-                                elapsed_s=clock.elapsed(), best_val_bacc=keeper.best_bacc)
-        if val is not None and (step % interval == 0 or step == total):
-            bacc, val_loss, _ = validate(model, head, val, y_val, cache, device, cfg)
-            keeper.update(bacc, val_loss, step, _trainable_state(model, head))
-            report.phase, report.val_bacc, report.best_val_bacc = "validate", bacc, keeper.best_bacc
-            report.message = f"validation balanced accuracy {bacc:.3f} (best {keeper.best_bacc:.3f} at step {keeper.best_step})"
-        yield report
-        if keeper.should_stop:
-            yield keeper.stop_report(step, total, loss.item(), clock)
-            break
+        return loss.item()
+
+    validate_fn = None if val is None else (lambda: validate(model, head, val, y_val, cache, device, cfg)[:2])
+    keeper = yield from run_steps(total, step, validate_fn, lambda: _trainable_state(model, head), cfg, clock, stop)
     if val is not None:
         _restore(model, head, keeper.best_state)
     return _finish(model, head, probe, cfg), keeper.best_bacc

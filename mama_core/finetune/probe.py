@@ -24,10 +24,10 @@ from torch import nn
 
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
-from mama_core.finetune.early_stopping import EarlyStopping
+from mama_core.finetune.loop import run_steps
 from mama_core.finetune.reports import Clock, FinetuneReport
 from mama_core.inference.heads import ProbeHead
-from mama_core.optim import Cancelled, StopFlag, balanced_probs, cosine_scheduler, optimiser_step, should_stop
+from mama_core.optim import StopFlag, balanced_probs, cosine_scheduler, optimiser_step
 
 
 @dataclass
@@ -82,7 +82,6 @@ def train_probe(train: FeatureSplit, val: FeatureSplit | None, cfg: FinetuneConf
                 stop: StopFlag = None) -> Generator[FinetuneReport, None, tuple[ProbeHead, float | None]]:
     """Yield 'train'/'validate' reports; return (best head, its validation bACC), or with
     `val` None (no validation, no early stopping) (last head, None)."""
-    clock = clock or Clock()
     mean, std = standardisation(train.x, cfg.standardise)
     x = torch.from_numpy((train.x - mean) / std)
     y = torch.from_numpy(train.y.astype(np.int64))
@@ -91,23 +90,12 @@ def train_probe(train: FeatureSplit, val: FeatureSplit | None, cfg: FinetuneConf
     head, opt, sched = _probe_optimiser(x.shape[1], len(classes), cfg, total)
     probs = sampling_probs(train.y, cfg.class_balanced)
     gen = torch.Generator().manual_seed(cfg.seed)
-    keeper, interval = EarlyStopping(cfg.patience), cfg.validation_interval(total)
-    clock.new_phase()
-    for step in range(1, total + 1):
-        if should_stop(stop):
-            raise Cancelled
-        loss = probe_step(head, x, y, probs, cfg.resolved_batch_size, gen, opt, sched)
-        report = FinetuneReport("train", step, total, loss.item(), eta_s=clock.eta(step, total),
-                                elapsed_s=clock.elapsed(), best_val_bacc=keeper.best_bacc)
-        if x_val is not None and (step % interval == 0 or step == total):
-            bacc, val_loss = validate_head(head, x_val, val.y)
-            keeper.update(bacc, val_loss, step, head.state_dict())
-            report.phase, report.val_bacc, report.best_val_bacc = "validate", bacc, keeper.best_bacc
-            report.message = f"validation balanced accuracy {bacc:.3f} (best {keeper.best_bacc:.3f} at step {keeper.best_step})"
-        yield report
-        if keeper.should_stop:
-            yield keeper.stop_report(step, total, loss.item(), clock)
-            break
+
+    def step() -> float:
+        return probe_step(head, x, y, probs, cfg.resolved_batch_size, gen, opt, sched).item()
+
+    validate = None if x_val is None else (lambda: validate_head(head, x_val, val.y))
+    keeper = yield from run_steps(total, step, validate, head.state_dict, cfg, clock, stop)
     state = head.state_dict() if x_val is None else keeper.best_state
     return to_probe_head(state, mean, std, cfg.task, classes), keeper.best_bacc
 
