@@ -59,12 +59,10 @@ def machine_info() -> dict:
 
 
 def pick_device(name: str | None) -> str:
-    """'auto'/None -> cuda when available, else cpu."""
-    import torch
+    """'auto'/None -> cuda when available, else cpu (the engine's one device choice)."""
+    from mama_core.optim import auto_device
 
-    if name in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return str(auto_device(name or None))
 
 
 def resolve_model(model: str, tmp: Path) -> tuple[str, str]:

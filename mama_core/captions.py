@@ -21,8 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-import yaml
-
+from mama_core.config import read_yaml
 from mama_core.errors import ConfigError
 from mama_core.paths import resources_dir
 
@@ -66,11 +65,8 @@ class _Rng(Protocol):
 def templates() -> dict[str, Any]:
     """The caption templates, read once from resources/templates/captions.yaml."""
     path = resources_dir() / "templates" / "captions.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read caption templates: {exc}", path=path) from exc
-    if not isinstance(data, dict) or "sentences" not in data:
+    data = read_yaml(path)
+    if "sentences" not in data:
         raise ConfigError("caption templates have no 'sentences' section", path=path)
     return data
 

@@ -10,15 +10,15 @@ Under DDP the caller (or `mama_objective(..., gather=True)`) all-gathers the emb
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from mama_core.config import Config, choice, non_negative_int, non_negative_number, positive_int, positive_number
 from mama_core.errors import ConfigError
 
 # Keys of the model output dict that hold per-sample embeddings (gathered under DDP).
@@ -36,7 +36,7 @@ DIRECTIONS = ("mean", "sum")
 
 
 @dataclass
-class LossConfig:
+class LossConfig(Config):
     """Weights and schedule of eq. (4).
 
     `image_image_temperature`: the paper does not state the SimCLR temperature of L_VV;
@@ -62,30 +62,15 @@ class LossConfig:
         "help": "memory bound of the local-loss computation (elements per chunk); does not change the result"})
 
     def __post_init__(self) -> None:
-        if not (self.image_image_temperature > 0 and math.isfinite(self.image_image_temperature)):
-            raise ConfigError("must be a positive number", field="image_image_temperature")
-        if not (self.local_weight >= 0 and math.isfinite(self.local_weight)):
-            raise ConfigError("must be a non-negative number", field="local_weight")
-        if int(self.delta_steps) != self.delta_steps or self.delta_steps < 0:
-            raise ConfigError("must be a non-negative integer", field="delta_steps")
-        if self.local_chunk_elements < 1:
-            raise ConfigError("must be at least 1", field="local_chunk_elements")
+        positive_number(self.image_image_temperature, "image_image_temperature")
+        non_negative_number(self.local_weight, "local_weight")
+        non_negative_int(self.delta_steps, "delta_steps")
+        positive_int(self.local_chunk_elements, "local_chunk_elements")
         if not isinstance(self.delta_terms, (list, tuple)) or any(t not in GATED_TERMS for t in self.delta_terms):
             raise ConfigError(f"must be a list of terms from {GATED_TERMS}, got {self.delta_terms!r}",
                               field="delta_terms")
         self.delta_terms = list(self.delta_terms)
-        if self.directions not in DIRECTIONS:
-            raise ConfigError(f"must be one of {DIRECTIONS}, got {self.directions!r}", field="directions")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LossConfig":
-        unknown = set(data) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ConfigError(f"unknown loss option(s): {sorted(unknown)}", field="loss")
-        return cls(**data)
+        choice(self.directions, DIRECTIONS, "directions")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence
 
 import numpy as np
-import torch
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: the stop flag and class weights serve jobs (PACS
+# retrieval, indexing) that should not pay for importing it.
 StopFlag = Callable[[], bool] | Any | None  # a threading.Event, anything with is_set(), or a callable
 
 
@@ -35,11 +39,21 @@ def cosine_scheduler(optimizer: torch.optim.Optimizer, warmup: int, total: int, 
     run follows its own config (a larger `max_steps` extends the schedule) rather than the
     checkpoint's. Resuming = load the optimiser state, then build this with `done_steps`; it
     needs the `initial_lr` the first scheduler wrote into the optimiser's groups."""
+    import torch
 
     def multiplier(step: int) -> float:
         return warmup_cosine(step, warmup, total, floor)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier, last_epoch=done_steps - 1)
+
+
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """One plain update: clear the gradients, back-propagate `loss`, step the optimiser and
+    its schedule (the probe and encoder loops; the trainer adds scaling and clipping)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
 
 
 # --------------------------------------------------------------------------- class balancing
@@ -64,6 +78,8 @@ def balanced_probs(labels: Sequence[Hashable]) -> np.ndarray:
 
 def auto_device(device: str | torch.device | None) -> torch.device:
     """'auto' (or None): the GPU when CUDA is available, else the CPU; anything else as given."""
+    import torch
+
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

@@ -233,7 +233,7 @@ class PacsPanel(QWidget):
                  f"({report.fetched} fetched, {report.already_local} already local)")
 
     def _retrieved(self, result: Any) -> None:
-        if result.stopped:
+        if result.cancelled:
             self._ok("Retrieve cancelled; files fetched so far are kept (retrieve again to resume).")
             return
         priors = f" and {len(result.priors)} prior(s)" if result.priors else ""

@@ -43,15 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args):
     from mama_core.evaluation import EvalConfig
-    from mama_core.evaluation.finetune import FinetuneConfig
-    from mama_core.evaluation.linear_probe import ProbeConfig
 
-    probe = ProbeConfig(steps=args.steps) if args.steps else ProbeConfig()
-    ft = FinetuneConfig(steps=args.steps) if args.steps else FinetuneConfig()
     split = (0.0, 0.0, 1.0) if args.split == "all-test" else (0.7, 0.1, 0.2)
     tasks = [t for t in args.task if t != "localization"]
     return EvalConfig(tasks=tasks, split=split, mode=args.mode, fraction=args.fraction, seed=args.seed,
-                      n_boot=args.boot, with_metadata=args.with_metadata, probe=probe, finetune=ft,
+                      n_boot=args.boot, with_metadata=args.with_metadata, steps=args.steps,
                       keep_predictions=bool(args.report))
 
 

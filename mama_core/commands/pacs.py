@@ -154,7 +154,7 @@ def _find(args) -> int:
 
 
 def _progress(report) -> None:
-    state = "done" if report.finished else ("stopped" if report.stopped else "")
+    state = "done" if report.finished else ("cancelled" if report.cancelled else "")
     print(f"  {report.study_uid}: {report.done}/{report.total} ({report.fetched} fetched, "
           f"{report.already_local} already local) {state}".rstrip(), file=sys.stderr, flush=True)
 

@@ -44,7 +44,7 @@ def _line(report) -> str:
 
 def _final(report) -> dict:
     return {"step": report.step, "loss": report.loss, "val_loss": report.val_loss,
-            "model_dir": report.model_dir, "checkpoint": report.checkpoint, "stopped": report.stopped}
+            "model_dir": report.model_dir, "checkpoint": report.checkpoint, "cancelled": report.cancelled}
 
 
 def warm_with_progress(config, records: list, show: bool) -> None:
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_final(report, out: str) -> None:
     from mama_core.commands._output import print_summary
 
-    state = "stopped" if report.stopped else ("finished" if report.model_dir else "ended")
+    state = "cancelled" if report.cancelled else ("finished" if report.model_dir else "ended")
     print_summary(f"training {state} at step {report.step}/{report.max_steps}", {
         "loss": f"{report.loss:.4f}", "val loss": None if report.val_loss is None else f"{report.val_loss:.4f}",
         "model": report.model_dir, "checkpoint": report.checkpoint or None,

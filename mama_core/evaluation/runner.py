@@ -4,6 +4,9 @@ Data: any source `mama_core.data.load_records` reads (EMBED folder, RSNA train.c
 synthetic demo folder, a DICOM folder + labels CSV), split by patient into
 train/val/test.  Zero-shot uses the test split only; linear probe and fine-tuning train on
 the train split (a class-stratified `fraction` of it) and report on the test split.
+Both train through the fine-tuning engine (`mama_core.finetune`: one config class, one
+probe loop, one encoder loop), without validation or early stopping: a fixed number of
+steps, the last state kept, as in the paper's tables.
 """
 
 from __future__ import annotations
@@ -13,54 +16,70 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from mama_core.config import Config, choice, in_interval, non_negative_int, positive_int
 from mama_core.errors import ConfigError, DataError
 from mama_core.evaluation.features import FeatureStore
-from mama_core.evaluation.finetune import FinetuneConfig, finetune_and_predict
-from mama_core.evaluation.linear_probe import LinearProbe, ProbeConfig, train_linear_probe
 from mama_core.evaluation.metrics import compute_metrics
 from mama_core.evaluation.zero_shot import zero_shot_probs
+from mama_core.finetune.config import TASK_CLASSES, FinetuneConfig
+from mama_core.finetune.data import CLASSES, label_index, subsample_fraction
 
-TASK_CLASSES = {"birads": 7, "density": 4, "cancer": 2}
 MODES = ("zero-shot", "linear-probe", "finetune")
+# The protocol's steps (paper probe recipe: 1000 steps, 100 warm-up) and the engine's mode for each row.
+PROTOCOL_STEPS = {"linear-probe": 1000, "finetune": 200}
+ENGINE_MODE = {"linear-probe": "linear-probe", "finetune": "full"}
 
 
 @dataclass
-class EvalConfig:
-    tasks: list[str] = field(default_factory=lambda: ["birads", "density"])
-    mode: str = "zero-shot"
-    fraction: float = 1.0
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    seed: int = 0
-    n_boot: int = 1000
-    with_metadata: bool = False  # zero-shot prompts prefixed with the image's own metadata
-    keep_predictions: bool = False  # results carry "predictions" (paths, labels, probs) for reports
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+class EvalConfig(Config):
+    """One evaluation run of the paper's protocol (docs/method.md §1.10)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["birads", "density"], metadata={
+        "help": "tasks to evaluate: birads | density | cancer"})
+    mode: str = field(default="zero-shot", metadata={"help": "zero-shot | linear-probe | finetune"})
+    fraction: float = field(default=1.0, metadata={
+        "help": "class-stratified share of the training split the probe / fine-tuning sees (paper: 0.01, 0.1, 1)"})
+    split: tuple[float, float, float] = field(default=(0.7, 0.1, 0.2), metadata={
+        "help": "patient-level (train, validation, test) shares; validation fits the temperature"})
+    seed: int = field(default=0, metadata={"help": "seed of the split, the subsample and training"})
+    n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95 % intervals (0 = none)"})
+    with_metadata: bool = field(default=False, metadata={
+        "help": "zero-shot prompts prefixed with the image's own metadata"})
+    keep_predictions: bool = field(default=False, metadata={
+        "help": "results carry the predictions (paths, labels, probabilities) for reports"})
+    steps: int | None = field(default=None, metadata={
+        "help": "optimiser steps of the probe / fine-tuning; null = the protocol's (probe 1000, fine-tuning 200)"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "images per step; null = the fine-tuning engine's default for the mode"})
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASK_CLASSES]
         if bad or not self.tasks:
             raise ConfigError(f"unknown task(s) {bad}; expected some of {sorted(TASK_CLASSES)}", field="tasks")
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown mode {self.mode!r}; expected one of {MODES}", field="mode")
-        if not 0 < self.fraction <= 1:
-            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}", field="fraction")
-        self.probe.fraction = self.finetune.fraction = self.fraction
-        self.probe.seed = self.finetune.seed = self.seed
+        choice(self.mode, MODES, "mode")
+        in_interval(self.fraction, "fraction", 0.0, 1.0, closed_low=False, closed_high=True)
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(f"must be three non-negative shares summing to 1, got {self.split!r}", field="split")
+        non_negative_int(self.n_boot, "n_boot")
+        for key in ("steps", "batch_size"):
+            if getattr(self, key) is not None:
+                positive_int(getattr(self, key), key)
 
-
-def task_label(record: Any, task: str) -> int | None:
-    """Class index: BI-RADS 0-6 as is, density 1-4 -> 0-3, cancer 0/1."""
-    value = getattr(record, task)
-    if value is None:
-        return None
-    return int(value) - 1 if task == "density" else int(value)
+    def tuning(self, task: str, device: Any = None) -> FinetuneConfig:
+        """The fine-tuning engine's config for this protocol row (linear probe or full fine-tuning)."""
+        if self.mode == "zero-shot":
+            raise ConfigError("zero-shot trains nothing", field="mode")
+        return FinetuneConfig(task=task, mode=ENGINE_MODE[self.mode], seed=self.seed, batch_size=self.batch_size,
+                              max_steps=self.steps or PROTOCOL_STEPS[self.mode],
+                              device=None if device is None else str(device))
 
 
 def labelled(records: Sequence[Any], task: str) -> tuple[list[Any], np.ndarray]:
-    keep = [r for r in records if task_label(r, task) is not None]
-    return keep, np.array([task_label(r, task) for r in keep], dtype=int)
+    """The records labelled for the task and their class indices (BI-RADS 0-6, density 1-4 -> 0-3, cancer 0/1)."""
+    keep = [r for r in records if label_index(r, task) is not None]
+    return keep, np.array([label_index(r, task) for r in keep], dtype=np.int64)
 
 
 def evaluate(predictor: Any, records: Sequence[Any], cfg: EvalConfig, store: FeatureStore | None = None) -> list[dict]:
@@ -100,18 +119,47 @@ def _evaluate_task(predictor: Any, splits: dict, task: str, cfg: EvalConfig, sto
 def _probabilities(predictor, task, cfg, store, train, y_train, test, val) -> tuple[np.ndarray, np.ndarray | None]:
     """Uncalibrated class probabilities of the test images and (when there is a validation
     split) of the validation images, on which the temperature is fitted."""
-    n_classes = TASK_CLASSES[task]
     paths = [r.path for r in test + val]
     if cfg.mode == "zero-shot":
         probs = zero_shot_probs(predictor, store.global_features(paths), test + val, task, cfg.with_metadata)
     elif not train:
         raise DataError(f"no labelled training images for task '{task}'", field=task)
-    elif cfg.mode == "linear-probe":
-        probe = train_linear_probe(store.global_features([r.path for r in train]), y_train, n_classes, cfg.probe)
-        probs = probe.predict_proba(store.global_features(paths))
     else:
-        probs = finetune_and_predict(predictor, [r.path for r in train], y_train, paths, n_classes, cfg.finetune)
+        keep = subsample_fraction(y_train, cfg.fraction, cfg.seed)
+        train, y_train = [train[i] for i in keep], y_train[keep]
+        probe = _fit_eval_probe(store.global_features([r.path for r in train]), y_train, task, cfg)
+        if cfg.mode == "linear-probe":
+            probs = probe.probabilities(torch.from_numpy(store.global_features(paths)))
+        else:
+            probs = _finetune_probs(predictor, probe, train, y_train, test + val, task, cfg)
     return probs[: len(test)], (probs[len(test):] if val else None)
+
+
+def _fit_eval_probe(features: np.ndarray, labels: np.ndarray, task: str, cfg: EvalConfig):
+    """The linear-probe row's head, or the fine-tuning row's starting head (LP-FT, as local fine-tuning)."""
+    from mama_core.finetune.probe import fit_probe
+
+    tuning = cfg.tuning(task)
+    return fit_probe(features, labels, tuning if cfg.mode == "linear-probe" else tuning.initial_probe(), CLASSES[task])
+
+
+def _finetune_probs(predictor: Any, probe: Any, train: list, y_train: np.ndarray, records: list, task: str,
+                    cfg: EvalConfig) -> np.ndarray:
+    """Train a copy of the vision encoder with the probe's head through the engine's encoder
+    loop (every step, no validation); probabilities of `records` from the trained copy."""
+    import copy
+
+    from mama_core.finetune.encoder import train_encoder
+    from mama_core.finetune.features import extract_global, image_cache
+    from mama_core.finetune.probe import run_to_end
+
+    tuning = cfg.tuning(task, predictor.device)
+    with predictor._lock:
+        model = copy.deepcopy(predictor.model)  # the predictor's own weights never change
+    cache, device = image_cache(model), predictor.device
+    head, _ = run_to_end(train_encoder(model, probe, train, y_train, None, None, cache, device, tuning))
+    raw = torch.cat([f for _, f in extract_global(model, records, cache, device, 16, tuning.bf16)])
+    return head.probabilities(raw)
 
 
 def _calibration(y_test, probs, y_val, val_probs, test_groups, seed: int) -> dict:
@@ -148,14 +196,6 @@ def _notes(metrics: Any, task: str) -> list[str]:
     if metrics.auc is None:
         notes.append("AUC undefined: the test split holds a single class")
     return notes
-
-
-def probe_head_from(probe: LinearProbe, task: str):
-    """A trained linear probe as a model-directory probe head (see inference.heads)."""
-    from mama_core.inference.heads import ProbeHead
-
-    return ProbeHead(task=task, classes=probe.classes, weight=probe.weight, bias=probe.bias,
-                     mean=probe.mean, std=probe.std, feature="image_global")
 
 
 def load_eval_records(data: str | Path, labels: str | Path | None = None) -> list[Any]:

@@ -10,10 +10,10 @@ paper's pre-training rate (AdamW 4e-5).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
-from mama_core.errors import ConfigError
+from mama_core.config import (Config, choice, device_name, in_interval, non_negative_int, non_negative_number,
+                              positive_int, positive_number)
 
 TASK_CLASSES: dict[str, int] = {"birads": 7, "density": 4, "cancer": 2}
 MODES: tuple[str, ...] = ("linear-probe", "lora", "full", "continue-pretraining")
@@ -25,7 +25,7 @@ DEFAULT_BATCH = {"linear-probe": 64, "lora": 8, "full": 8, "continue-pretraining
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Config):
     task: str = field(default="density", metadata={"help": "what to predict: birads | density | cancer"})
     mode: str = field(default="linear-probe", metadata={
         "help": "linear-probe | lora | full | continue-pretraining"})
@@ -66,22 +66,21 @@ class FinetuneConfig:
         "help": "cpu | cuda | cuda:N; null = CUDA when available"})
 
     def __post_init__(self) -> None:
-        if self.task not in TASK_CLASSES:
-            raise ConfigError(f"unknown task {self.task!r}; expected one of {sorted(TASK_CLASSES)}", field="task")
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown mode {self.mode!r}; expected one of {list(MODES)}", field="mode")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}", field="val_fraction")
+        choice(self.task, tuple(TASK_CLASSES), "task")
+        choice(self.mode, MODES, "mode")
+        in_interval(self.val_fraction, "val_fraction", 0.0, 1.0, closed_low=False)
         for key in ("max_steps", "batch_size", "eval_every"):
-            value = getattr(self, key)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{key} must be positive, got {value}", field=key)
-        if self.epochs is not None and self.epochs <= 0:
-            raise ConfigError(f"epochs must be positive, got {self.epochs}", field="epochs")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}", field="lr")
-        if self.patience < 1 or self.warmup_steps < 0:
-            raise ConfigError("patience must be >= 1 and warmup_steps >= 0", field="patience")
+            if getattr(self, key) is not None:
+                positive_int(getattr(self, key), key)
+        if self.weight_decay is not None:
+            non_negative_number(self.weight_decay, "weight_decay")
+        for key in ("epochs", "lr"):
+            if getattr(self, key) is not None:
+                positive_number(getattr(self, key), key)
+        positive_int(self.patience, "patience")
+        non_negative_int(self.warmup_steps, "warmup_steps")
+        if self.device is not None:
+            device_name(self.device, "device")
         self.lora_targets = tuple(self.lora_targets)
 
     # -- resolved values ----------------------------------------------------------
@@ -121,11 +120,11 @@ class FinetuneConfig:
     def validation_interval(self, total: int) -> int:
         return self.eval_every or max(1, total // 20)
 
+    def initial_probe(self) -> "FinetuneConfig":
+        """The linear probe that starts the lora/full modes' head (LP-FT): the probe's own
+        defaults, whatever steps, rate and batch the encoder stage was given."""
+        return replace(self, mode="linear-probe", max_steps=DEFAULT_STEPS["linear-probe"], epochs=None,
+                       lr=None, weight_decay=None, batch_size=None)
+
     def base_is_active(self) -> bool:
         return str(self.base_model) == "active"
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["lora_targets"] = list(self.lora_targets)
-        out["base_model"] = str(self.base_model) if isinstance(self.base_model, Path) else self.base_model
-        return out

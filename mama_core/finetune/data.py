@@ -73,5 +73,19 @@ def _check_classes(train: list, task: str, source: str) -> None:
                         "a classifier needs at least two", path=source, field=task)
 
 
+def subsample_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Indices of a class-stratified `fraction` of the samples, at least one per class present
+    (the evaluation protocol's 1 % / 10 % / 100 % of the training split)."""
+    if fraction >= 1:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = max(1, int(round(len(idx) * fraction)))
+        keep.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
 def class_counts(y: np.ndarray, task: str) -> dict[str, int]:
     return {str(c): int(np.sum(y == i)) for i, c in enumerate(CLASSES[task])}

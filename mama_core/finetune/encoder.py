@@ -9,6 +9,10 @@
 The head starts from the linear probe fitted first on frozen features ("LP-FT": a random
 head would push large, uninformative gradients into the pre-trained encoder in the first
 steps), and keeps the probe's input standardisation.
+
+This is the one encoder loop: local fine-tuning gives it a validation split (early stopping,
+best state kept); the evaluation protocol's "fine-tuning" rows (`evaluation.runner`) give
+none, so every step runs and the last state is kept.
 """
 
 from __future__ import annotations
@@ -20,14 +24,13 @@ import torch
 from torch import nn
 
 from mama_core.errors import ModelError
-from mama_core.evaluation.linear_probe import optimiser_step
 from mama_core.finetune.compare import balanced_accuracy
 from mama_core.finetune.config import FinetuneConfig
-from mama_core.finetune.early_stopping import EarlyStopping
+from mama_core.finetune.loop import run_steps
 from mama_core.finetune.features import autocast_for, extract_global
 from mama_core.finetune.probe import sampling_probs
 from mama_core.finetune.reports import Clock, FinetuneReport
-from mama_core.optim import Cancelled, StopFlag, cosine_scheduler, should_stop
+from mama_core.optim import StopFlag, cosine_scheduler, optimiser_step
 from mama_core.inference.heads import ProbeHead
 from mama_core.preprocess import normalise
 from mama_core.training.augment import augment
@@ -100,7 +103,9 @@ def _is_vision_peft(module: Any) -> bool:
 
 def prepare_trainable(model: nn.Module, cfg: FinetuneConfig) -> list[nn.Parameter]:
     if cfg.mode == "lora":
-        add_lora(model, cfg)
+        with torch.random.fork_rng(devices=[]):  # the adapters' init follows cfg.seed
+            torch.manual_seed(cfg.seed)
+            add_lora(model, cfg)
     else:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -148,23 +153,20 @@ def train_batch(records: Sequence, cache: ImageCache, device: torch.device, gen:
     return normalise(x).to(device)
 
 
-def train_encoder(model: nn.Module, probe: ProbeHead, train: Sequence, y_train: np.ndarray, val: Sequence,
-                  y_val: np.ndarray, cache: ImageCache, device: torch.device, cfg: FinetuneConfig,
-                  clock: Clock, stop: StopFlag = None) -> Generator[FinetuneReport, None, tuple[ProbeHead, float | None]]:
+def train_encoder(model: nn.Module, probe: ProbeHead, train: Sequence, y_train: np.ndarray, val: Sequence | None,
+                  y_val: np.ndarray | None, cache: ImageCache, device: torch.device, cfg: FinetuneConfig,
+                  clock: Clock | None = None,
+                  stop: StopFlag = None) -> Generator[FinetuneReport, None, tuple[ProbeHead, float | None]]:
     """Yield 'train'/'validate' reports; leave `model` at its best state (LoRA merged) and
-    return (best head, its validation bACC)."""
+    return (best head, its validation bACC); with `val` None, at its last state and (head, None)."""
     params = prepare_trainable(model, cfg)
     head = StandardisedHead(probe).to(device)
     total = cfg.total_steps(len(train))
     opt, sched = _optimiser(params, head, cfg, total)
-    probs = sampling_probs(y_train, cfg.n_classes, cfg.class_balanced)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    keeper, interval, aug = EarlyStopping(cfg.patience), cfg.validation_interval(total), AugmentConfig()
-    y_t = torch.from_numpy(y_train)
-    clock.new_phase()
-    for step in range(1, total + 1):
-        if should_stop(stop):
-            raise Cancelled
+    probs = sampling_probs(y_train, cfg.class_balanced)
+    gen, aug, y_t = torch.Generator().manual_seed(cfg.seed), AugmentConfig(), torch.from_numpy(y_train)
+
+    def step() -> float:
         model.train()
         idx = torch.multinomial(probs, cfg.resolved_batch_size, replacement=True, generator=gen)
         x = train_batch([train[i] for i in idx.tolist()], cache, device, gen, aug)
@@ -172,23 +174,20 @@ def train_encoder(model: nn.Module, probe: ProbeHead, train: Sequence, y_train: 
             feats = model.encode_image(x)["image_global"]
         loss = nn.functional.cross_entropy(head(feats), y_t[idx].to(device))
         optimiser_step(loss, opt, sched)
-        report = FinetuneReport("train", step, total, loss.item(), eta_s=clock.eta(step, total),
-                                elapsed_s=clock.elapsed(), best_val_bacc=keeper.best_bacc)
-        if step % interval == 0 or step == total:
-            bacc, val_loss, _ = validate(model, head, val, y_val, cache, device, cfg)
-            keeper.update(bacc, val_loss, step, _trainable_state(model, head))
-            report.phase, report.val_bacc, report.best_val_bacc = "validate", bacc, keeper.best_bacc
-            report.message = f"validation balanced accuracy {bacc:.3f} (best {keeper.best_bacc:.3f} at step {keeper.best_step})"
-        yield report
-        if keeper.should_stop:
-            yield FinetuneReport("validate", step, total, loss.item(), keeper.best_bacc, 0.0,
-                                 f"early stop: no better validation balanced accuracy for {cfg.patience} checks",
-                                 clock.elapsed(), keeper.best_bacc)
-            break
-    _restore(model, head, keeper.best_state)
+        return loss.item()
+
+    validate_fn = None if val is None else (lambda: validate(model, head, val, y_val, cache, device, cfg)[:2])
+    keeper = yield from run_steps(total, step, validate_fn, lambda: _trainable_state(model, head), cfg, clock, stop)
+    if val is not None:
+        _restore(model, head, keeper.best_state)
+    return _finish(model, head, probe, cfg), keeper.best_bacc
+
+
+def _finish(model: nn.Module, head: StandardisedHead, probe: ProbeHead, cfg: FinetuneConfig) -> ProbeHead:
+    """Merge LoRA, freeze and switch to eval mode; the trained head as a ProbeHead."""
     if cfg.mode == "lora":
         merge_lora(model)
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
-    return head.cpu().to_probe_head(probe), keeper.best_bacc
+    return head.cpu().to_probe_head(probe)

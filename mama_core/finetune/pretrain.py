@@ -44,7 +44,7 @@ def continue_pretraining(loaded: Any, local: Any, cfg: FinetuneConfig, clock: Cl
     run_dir = out.parent / "pretrain-run"
     clock.new_phase()
     for report in trainer.train(config, local.train, run_dir, stop=stop, init_from=loaded.ref.dir):
-        if report.stopped:
+        if report.cancelled:
             raise Cancelled
         yield FinetuneReport("train", report.step, report.max_steps, report.loss, eta_s=report.eta_s,
                              elapsed_s=clock.elapsed(), message="MaMA objective on local studies",

@@ -15,7 +15,6 @@ active pointer is never touched.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from mama_core.finetune.compare import balanced_accuracy, comparison_report, summary_line
-from mama_core.finetune.config import DEFAULT_STEPS, FinetuneConfig
+from mama_core.finetune.config import FinetuneConfig
 from mama_core.finetune.data import CLASSES, LocalData, prepare
 from mama_core.finetune.features import extract_global, image_cache
 from mama_core.finetune.probe import FeatureSplit, train_probe
@@ -141,7 +140,7 @@ class FinetuneLog:
         from mama_core.optim import warmup_cosine
         from mama_core.training.config import OptimConfig
 
-        cfg = _probe_init_config(self.cfg) if stage else self.cfg
+        cfg = self.cfg.initial_probe() if stage else self.cfg
         total = report.total_steps
         # continue-pretraining runs the trainer's schedule (see pretrain.train_config), with its floor
         floor = OptimConfig().min_lr_ratio if cfg.mode == "continue-pretraining" else 0.0
@@ -322,18 +321,13 @@ def _linear_probe(loaded: Loaded, train: FeatureSplit, val: FeatureSplit, cfg: F
     return head.probabilities(torch.from_numpy(val.x)), "probe", best
 
 
-def _probe_init_config(cfg: FinetuneConfig) -> FinetuneConfig:
-    return dataclasses.replace(cfg, mode="linear-probe", max_steps=DEFAULT_STEPS["linear-probe"], epochs=None,
-                               lr=None, weight_decay=None, batch_size=None)
-
-
 def _tune_encoder(loaded: Loaded, local: LocalData, train: FeatureSplit, val: FeatureSplit, cache: Any,
                   device: torch.device, cfg: FinetuneConfig, clock: Clock, stop: StopFlag, out: Path):
     from mama_core.finetune.encoder import train_encoder
     from mama_core.model.io import save_model_dir
 
     classes = CLASSES[cfg.task]
-    probe, _ = yield from _tagged(train_probe(train, val, _probe_init_config(cfg), classes, clock, stop),
+    probe, _ = yield from _tagged(train_probe(train, val, cfg.initial_probe(), classes, clock, stop),
                                   "initial head (linear probe on frozen features)")
     head, best = yield from train_encoder(loaded.model, probe, local.train, train.y, local.val, val.y, cache,
                                           device, cfg, clock, stop)

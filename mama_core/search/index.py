@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from mama_core.errors import DataError, MamaError, ModelError, StoppedError
+from mama_core.optim import should_stop
 from mama_core.paths import user_data_dir
 from mama_core.search.store import (
     SegmentWriter,
@@ -370,12 +371,6 @@ def _start(folder: Path, predictor: Any, name: str, rebuild: bool, rank: int) ->
     return root, manifest
 
 
-def _stopped(stop: Any) -> bool:
-    if stop is None:
-        return False
-    return bool(stop.is_set() if hasattr(stop, "is_set") else stop())
-
-
 def build_index(folder: str | Path, predictor: Any, name: str | None = None,
                 stop: Callable[[], bool] | Any | None = None, rebuild: bool = False,
                 workers: int = 0, dist: Any = None) -> Iterator[IndexProgress]:
@@ -422,7 +417,7 @@ def _build(folder, predictor, name, stop, rebuild, workers, dist, rank, world) -
         yield _progress(done, total, encoded, (None, None), t0, unchanged, len(gone), failed)
     # worker processes cost a start-up each: only worth it for a longer work list
     for study_rows, images in decoded_studies(mine, min(workers, len(mine) // 8)):
-        if _stopped(stop):
+        if should_stop(stop):
             stopped = True
             break
         records, arrays = encode_study(predictor, study_rows, images)

@@ -1,9 +1,10 @@
 """Typed training configuration: YAML on disk, `--set key.sub=value` overrides, validation.
 
-Every section is a dataclass validated in `__post_init__`. The model and loss
-sections are plain dicts here, handed to `mama_core.model.ModelConfig.from_dict` and
-`mama_core.losses.LossConfig.from_dict`, which own their own validation; `TrainConfig`
-checks them at construction so that a bad value fails before any weight is loaded.
+Every section is a dataclass validated in `__post_init__` and built by the one config
+mechanism (`mama_core.config`). The model and loss sections are plain dicts here, built
+into `mama_core.model.ModelConfig` and `mama_core.losses.LossConfig` (which own their own
+validation); `TrainConfig` checks them at construction so that a bad value fails before
+any weight is loaded.
 
 Defaults follow the paper's optimisation recipe (docs/method.md §1.8): AdamW lr 4e-5,
 weight decay 0.1, cosine schedule with 4k warm-up over 40k steps, bf16 autocast.
@@ -12,7 +13,6 @@ weight decay 0.1, cosine schedule with 4k warm-up over 40k steps, bf16 autocast.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from mama_core.config import (Config, build, choice, in_interval, non_negative_int, non_negative_number,
+                              ordered_pair, positive_int, positive_number, probability, read_yaml, device_name)
 from mama_core.errors import ConfigError
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -30,28 +32,8 @@ BALANCE = ("none", "birads", "density")
 CACHE_DTYPES = ("float16", "uint16")
 
 
-def _positive(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"must be a positive number, got {value!r}", field=name)
-
-
-def _non_negative_int(value: int, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"must be a non-negative integer, got {value!r}", field=name)
-
-
-def _probability(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-        raise ConfigError(f"must be a probability in [0, 1], got {value!r}", field=name)
-
-
-def _range(value: tuple[float, float], name: str, low: float, high: float) -> None:
-    if len(value) != 2 or not (low <= value[0] <= value[1] <= high):
-        raise ConfigError(f"must be (min, max) with {low} <= min <= max <= {high}, got {value!r}", field=name)
-
-
 @dataclass
-class OptimConfig:
+class OptimConfig(Config):
     """AdamW + cosine schedule with linear warm-up (paper §4: lr 4e-5, wd 0.1, 4k/40k)."""
 
     lr: float = field(default=4e-5, metadata={
@@ -75,22 +57,18 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # YAML gives a list
-        _positive(self.lr, "lr")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"must be >= 0, got {self.weight_decay!r}", field="weight_decay")
-        _range(self.betas, "betas", 0.0, 0.999999)
-        _positive(self.eps, "eps")
-        _non_negative_int(self.warmup_steps, "warmup_steps")
-        _non_negative_int(self.max_steps, "max_steps")
-        if self.max_steps < 1:
-            raise ConfigError("must be at least 1", field="max_steps")
-        _probability(self.min_lr_ratio, "min_lr_ratio")
-        if not self.grad_clip >= 0:
-            raise ConfigError(f"must be >= 0, got {self.grad_clip!r}", field="grad_clip")
+        positive_number(self.lr, "lr")
+        non_negative_number(self.weight_decay, "weight_decay")
+        ordered_pair(self.betas, "betas", 0.0, 0.999999)
+        positive_number(self.eps, "eps")
+        non_negative_int(self.warmup_steps, "warmup_steps")
+        positive_int(self.max_steps, "max_steps")
+        probability(self.min_lr_ratio, "min_lr_ratio")
+        non_negative_number(self.grad_clip, "grad_clip")
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Config):
     """Training augmentations (docs/method.md §1.9), all written with torch ops.
 
     Flips: images arrive canonical (chest wall at column 0, whatever the laterality), so a
@@ -121,18 +99,17 @@ class AugmentConfig:
         self.crop_scale = tuple(float(v) for v in self.crop_scale)
         self.crop_ratio = tuple(float(v) for v in self.crop_ratio)
         self.blur_sigma = tuple(float(v) for v in self.blur_sigma)
-        _range(self.crop_scale, "crop_scale", 0.01, 1.0)
-        _range(self.crop_ratio, "crop_ratio", 0.1, 10.0)
-        _range(self.blur_sigma, "blur_sigma", 0.0, 20.0)
+        ordered_pair(self.crop_scale, "crop_scale", 0.01, 1.0)
+        ordered_pair(self.crop_ratio, "crop_ratio", 0.1, 10.0)
+        ordered_pair(self.blur_sigma, "blur_sigma", 0.0, 20.0)
         for name in ("hflip_prob", "vflip_prob", "blur_prob"):
-            _probability(getattr(self, name), name)
+            probability(getattr(self, name), name)
         for name in ("brightness", "contrast", "gamma"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"must be in [0, 1), got {getattr(self, name)!r}", field=name)
+            in_interval(getattr(self, name), name, 0.0, 1.0)
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Config):
     """Pairs, captions, cache and loader (docs/method.md §1.1, §1.9)."""
 
     mask_prob: float = field(default=0.8, metadata={
@@ -153,21 +130,18 @@ class DataConfig:
         "help": "processes that prefill the image cache (0 = in the main process)"})
 
     def __post_init__(self) -> None:
-        _probability(self.mask_prob, "mask_prob")
-        _probability(self.second_view_prob, "second_view_prob")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"must be in [0, 1), got {self.val_fraction!r}", field="val_fraction")
-        _non_negative_int(self.split_seed, "split_seed")
-        _non_negative_int(self.num_workers, "num_workers")
-        _non_negative_int(self.cache_workers, "cache_workers")
-        if self.balance not in BALANCE:
-            raise ConfigError(f"must be one of {BALANCE}, got {self.balance!r}", field="balance")
-        if self.cache_dtype not in CACHE_DTYPES:
-            raise ConfigError(f"must be one of {CACHE_DTYPES}, got {self.cache_dtype!r}", field="cache_dtype")
+        probability(self.mask_prob, "mask_prob")
+        probability(self.second_view_prob, "second_view_prob")
+        in_interval(self.val_fraction, "val_fraction", 0.0, 1.0)
+        non_negative_int(self.split_seed, "split_seed")
+        non_negative_int(self.num_workers, "num_workers")
+        non_negative_int(self.cache_workers, "cache_workers")
+        choice(self.balance, BALANCE, "balance")
+        choice(self.cache_dtype, CACHE_DTYPES, "cache_dtype")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """Everything one training run needs besides the data and the output folder."""
 
     model: dict[str, Any] = field(default_factory=dict, metadata={
@@ -212,17 +186,13 @@ class TrainConfig:
         self.data = _section(DataConfig, self.data, "data")
         self.augment = _section(AugmentConfig, self.augment, "augment")
         for name in ("batch_size", "grad_accum", "log_every", "keep_last", "val_batches"):
-            _non_negative_int(getattr(self, name), name)
-            if getattr(self, name) < 1:
-                raise ConfigError("must be at least 1", field=name)
+            positive_int(getattr(self, name), name)
         for name in ("seed", "ckpt_every", "val_every"):
-            _non_negative_int(getattr(self, name), name)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"must be one of {PRECISIONS}, got {self.precision!r}", field="precision")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"must be auto, cpu, cuda or cuda:N, got {self.device!r}", field="device")
+            non_negative_int(getattr(self, name), name)
+        choice(self.precision, PRECISIONS, "precision")
+        device_name(self.device, "device")
         if self.image_size is not None:
-            _non_negative_int(self.image_size, "image_size")
+            non_negative_int(self.image_size, "image_size")
             self.model = _nested_set(dict(self.model), ["vision", "image_size"], self.image_size)
         if self.checkpointing not in CHECKPOINTING:
             raise ConfigError(f"must be one of {CHECKPOINTING}, got {self.checkpointing!r}", field="checkpointing")
@@ -237,42 +207,15 @@ class TrainConfig:
     def loss_config(self):
         from mama_core.losses import LossConfig
 
-        try:
-            return LossConfig.from_dict(dict(self.loss))
-        except ConfigError as exc:
-            raise _prefixed(exc, "loss") from None
-        except TypeError as exc:
-            raise ConfigError(str(exc), field="loss") from None
+        return build(LossConfig, dict(self.loss), "loss")
 
     def model_config(self):
         from mama_core.model import ModelConfig
 
-        try:
-            return ModelConfig.from_dict(_deep_copy(self.model))
-        except ConfigError as exc:
-            raise _prefixed(exc, "model") from None
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc), field="model") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        for section in ("optim", "augment"):
-            for key, value in data[section].items():
-                if isinstance(value, tuple):
-                    data[section][key] = list(value)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        return _build(cls, data, "")
+        return build(ModelConfig, _deep_copy(self.model), "model")
 
 
 # --------------------------------------------------------------------------- building
-
-
-def _prefixed(exc: ConfigError, prefix: str) -> ConfigError:
-    name = f"{prefix}.{exc.field}" if exc.field and exc.field != prefix else prefix
-    return ConfigError(exc.reason, path=exc.path, field=name)
 
 
 def _deep_copy(value: Any) -> Any:
@@ -284,79 +227,7 @@ def _deep_copy(value: Any) -> Any:
 
 
 def _section(cls: type, value: Any, name: str) -> Any:
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"must be a mapping, got {type(value).__name__}", field=name)
-    return _build(cls, value, name)
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """A dataclass from a mapping: unknown keys and bad values become ConfigErrors naming
-    the dotted field."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"must be a mapping, got {type(data).__name__}", field=prefix or None)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"unknown option (known: {', '.join(sorted(names))})", field=where)
-    hints = typing.get_type_hints(cls)
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        raise (_prefixed(exc, prefix) if prefix else exc) from None
-
-
-def _as_float(value: Any, name: str) -> float:
-    # PyYAML (YAML 1.1) reads `4e-5` as a string: accept any text float() understands.
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be a number, got {value!r}", field=name)
-    return float(value)
-
-
-def _coerce(value: Any, hint: Any, name: str) -> Any:
-    """Check/convert a YAML value against a field's type hint."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], name)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, name) if isinstance(value, dict) else value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"must be true or false, got {value!r}", field=name)
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"must be an integer, got {value!r}", field=name)
-        return value
-    if hint is float:
-        return _as_float(value, name)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"must be a string, got {value!r}", field=name)
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"must be a list of {len(args)} values, got {value!r}", field=name)
-        return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"must be a mapping, got {value!r}", field=name)
-        return value
-    return value
+    return value if isinstance(value, cls) else build(cls, value, name)
 
 
 # --------------------------------------------------------------------------- overrides
@@ -418,29 +289,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """A TrainConfig from a YAML file (or the defaults) plus `--set` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = read_yaml(Path(path))
+    data = read_yaml(Path(path)) if path is not None else {}
     try:
-        return TrainConfig.from_dict(apply_overrides(data, list(overrides or [])))
+        overridden = apply_overrides(data, list(overrides or []))
     except ConfigError as exc:
-        if exc.path is None and path is not None:
-            raise ConfigError(exc.reason, path=path, field=exc.field) from None
-        raise
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror or exc}", path=path) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", path=path) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("the top level of a training config must be a mapping", path=path)
-    return data
+        raise ConfigError(exc.reason, path=path, field=exc.field) from None
+    return TrainConfig.from_dict(overridden, path=path)
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

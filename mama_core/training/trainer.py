@@ -63,7 +63,7 @@ class StepReport:
     local_scale: float | None = None
     checkpoint: str | None = None  # set when this step wrote a checkpoint
     model_dir: str | None = None  # set on the last report of a finished run
-    stopped: bool = False  # the run was asked to stop and checkpointed
+    cancelled: bool = False  # the stop flag ended the run, after a checkpoint (mama_core.optim)
     final: bool = False  # the last report of this call
 
     def to_json(self) -> dict[str, Any]:
@@ -414,7 +414,7 @@ def _loop(run: _Run, stop: Callable[[], bool]) -> Iterator[StepReport]:
     step_time = 0.0
     while run.step < cfg.optim.max_steps:
         if ddp.any_rank(bool(stop()), run.info):
-            yield run.report(losses, step_time, checkpoint=run.checkpoint(), stopped=True, final=True)
+            yield run.report(losses, step_time, checkpoint=run.checkpoint(), cancelled=True, final=True)
             return
         started = time.perf_counter()
         losses = run.optimizer_step()

@@ -3,9 +3,14 @@
 import numpy as np
 import pytest
 
+import torch
+
 from mama_core.errors import ConfigError
-from mama_core.evaluation.linear_probe import ProbeConfig, subsample_fraction, train_linear_probe
+from mama_core.evaluation import EvalConfig
 from mama_core.evaluation.metrics import compute_metrics
+from mama_core.finetune.config import FinetuneConfig
+from mama_core.finetune.data import subsample_fraction
+from mama_core.finetune.probe import fit_probe
 from mama_core.evaluation.tables import markdown_table
 
 
@@ -57,8 +62,8 @@ def test_linear_probe_learns_separable_features():
     centres = rng.normal(size=(3, 16)) * 4
     labels = np.repeat(np.arange(3), [60, 30, 10])  # imbalanced on purpose
     feats = centres[labels] + rng.normal(size=(100, 16)) * 0.5 + 7.0
-    probe = train_linear_probe(feats, labels, 3, ProbeConfig(steps=300, warmup_steps=20))
-    probs = probe.predict_proba(feats)
+    probe = fit_probe(feats, labels, FinetuneConfig(task="density", max_steps=300, warmup_steps=20), [0, 1, 2])
+    probs = probe.probabilities(torch.from_numpy(feats.astype(np.float32)))
     assert np.allclose(probs.sum(axis=1), 1)
     assert compute_metrics(labels, probs).balanced_accuracy == 1.0
 
@@ -67,8 +72,9 @@ def test_untrained_probe_is_not_separable_by_accident():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(90, 8))
     labels = rng.integers(0, 3, 90)  # random labels: nothing to learn on held-out data
-    probe = train_linear_probe(feats[:60], labels[:60], 3, ProbeConfig(steps=200, warmup_steps=10))
-    assert compute_metrics(labels[60:], probe.predict_proba(feats[60:])).balanced_accuracy < 0.8
+    probe = fit_probe(feats[:60], labels[:60], FinetuneConfig(task="density", max_steps=200, warmup_steps=10), [0, 1, 2])
+    probs = probe.probabilities(torch.from_numpy(feats[60:].astype(np.float32)))
+    assert compute_metrics(labels[60:], probs).balanced_accuracy < 0.8
 
 
 def test_fraction_subsample_keeps_every_class():
@@ -76,7 +82,7 @@ def test_fraction_subsample_keeps_every_class():
     idx = subsample_fraction(labels, 0.01, seed=0)
     assert set(labels[idx]) == {0, 1, 2} and len(idx) == 5 + 1 + 1
     with pytest.raises(ConfigError):
-        ProbeConfig(fraction=0.0)
+        EvalConfig(mode="linear-probe", fraction=0.0)
 
 
 def test_markdown_table_has_paper_reference_rows():

@@ -10,8 +10,6 @@ import pytest
 from mama_core.cli import main
 from mama_core.errors import ConfigError
 from mama_core.evaluation import EvalConfig, FeatureStore, evaluate, load_eval_records
-from mama_core.evaluation.finetune import FinetuneConfig
-from mama_core.evaluation.linear_probe import ProbeConfig
 from mama_core.inference import Predictor
 
 
@@ -46,12 +44,12 @@ def test_linear_probe_and_finetune_modes(predictor, eval_data, tmp_path):
     records = load_eval_records(eval_data)
     store = FeatureStore(predictor, cache_dir=tmp_path / "feats")
     probe = EvalConfig(tasks=["density"], mode="linear-probe", fraction=0.1, n_boot=0, split=(0.5, 0.0, 0.5),
-                       probe=ProbeConfig(steps=20, warmup_steps=5))
+                       steps=20)
     res = evaluate(predictor, records, probe, store=store)[0]
     _check(res, "density", 4)
     assert res["fraction"] == 0.1 and 0 < res["n_train"]
     ft = EvalConfig(tasks=["density"], mode="finetune", n_boot=0, split=(0.5, 0.0, 0.5),
-                    finetune=FinetuneConfig(steps=2, batch_size=2, warmup_steps=1))
+                    steps=2, batch_size=2)
     before = {k: v.clone() for k, v in predictor.model.state_dict().items() if k.startswith("vision.")}
     _check(evaluate(predictor, records, ft, store=store)[0], "density", 4)
     after = predictor.model.state_dict()

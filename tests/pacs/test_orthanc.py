@@ -54,7 +54,7 @@ def test_stop_flag_cancels_between_files_and_resume_completes(orthanc, web_node,
         seen.append(report.done)
         if report.done == 1:
             stop.set()
-    assert seen[-1] == 1 and report.stopped
+    assert seen[-1] == 1 and report.cancelled
     assert len(list(report.folder.glob("*.dcm"))) == 1
     last = list(retrieve_study(web_node, orthanc.studies["other"], root=tmp_path))[-1]
     assert last.finished and last.already_local == 1 and last.fetched == 3

@@ -115,3 +115,29 @@ def test_checkpointing_policy_per_encoder():
     with pytest.raises(ConfigError) as err:
         load_config(None, ["checkpointing=blocks"])
     assert err.value.field == "checkpointing"
+
+def test_every_config_shares_one_builder(tmp_path: Path):
+    # One mechanism for all configs: an unknown key is named with its section and the file.
+    from mama_core.evaluation import EvalConfig
+    from mama_core.finetune import FinetuneConfig
+    from mama_core.model import ModelConfig
+
+    bad = tmp_path / "finetune.yaml"
+    bad.write_text("task: density\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        FinetuneConfig.from_yaml(bad)
+    assert info.value.path == bad and info.value.field == "learning_rate"
+    with pytest.raises(ConfigError) as info:
+        ModelConfig.from_dict({"vision": {"depth": 3}}, path="config.json")
+    assert info.value.field == "vision.depth" and str(info.value).startswith("config.json: ")
+    cfg = FinetuneConfig.from_dict({"mode": "lora", "lora_targets": ["q_proj"], "lr": "2e-4", "max_steps": 10.0})
+    assert cfg.lora_targets == ("q_proj",) and cfg.lr == pytest.approx(2e-4) and cfg.max_steps == 10
+    assert FinetuneConfig.from_dict(cfg.to_dict()) == cfg
+    ev = EvalConfig(tasks=["density"], mode="finetune", split=(0.5, 0.0, 0.5), steps=3)
+    assert EvalConfig.from_dict(ev.to_dict()) == ev
+    with pytest.raises(ConfigError) as info:
+        EvalConfig.from_dict({"split": [0.5, 0.6, 0.1]})
+    assert info.value.field == "split"
+    with pytest.raises(ConfigError) as info:
+        FinetuneConfig(device="gpu")
+    assert info.value.field == "device"

@@ -53,7 +53,7 @@ def _check_tensorboard(folder: Path, reports: list) -> None:
     assert {f"train/{k}" for k in reports[-1].losses} <= tags
     assert {"train/loss", "train/lr", "train/logit_scale", "train/local_scale", "train/local_weight",
             "perf/images_per_s", "perf/step_time_s", "perf/max_memory_mb", "val/loss"} <= tags
-    assert not any(t.endswith(("stopped", "final", "eta_s")) for t in tags)  # flags and ETAs are not curves
+    assert not any(t.endswith(("cancelled", "final", "eta_s")) for t in tags)  # flags and ETAs are not curves
     assert [e.step for e in events.Scalars("train/loss")] == [r.step for r in reports]
     for report, event in zip(reports, events.Scalars("train/image_text_loss")):
         assert abs(event.value - report.losses["image_text_loss"]) < 1e-5
@@ -79,7 +79,7 @@ def test_resume_is_exact_across_delta_and_workers(records, tiny_overrides, tmp_p
         first.append(report)
         if report.step == 3:
             stop.set()
-    assert first[-1].stopped and first[-1].step == 3 and first[-1].checkpoint
+    assert first[-1].cancelled and first[-1].step == 3 and first[-1].checkpoint
     rest = list(train(workers, records, tmp_path / "split", resume=True))
     assert [r.step for r in rest] == [4, 5, 6]
 
@@ -98,7 +98,7 @@ def test_resume_is_exact_across_delta_and_workers(records, tiny_overrides, tmp_p
 def test_stop_flag_callable_before_first_step(records, tiny_overrides, tmp_path):
     cfg = load_config(None, tiny_overrides + ["optim.max_steps=5"])
     reports = list(train(cfg, records, tmp_path / "run", stop=lambda: True))
-    assert len(reports) == 1 and reports[0].stopped and reports[0].step == 0
+    assert len(reports) == 1 and reports[0].cancelled and reports[0].step == 0
     assert reports[0].model_dir is None
 
 
