@@ -45,3 +45,11 @@ def test_no_unsafe_torch_load_in_engine():
                 if not (isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True):
                     offenders.append(f"{path}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_predictor_and_trainer_load_no_scikit_learn():
+    # The GPU suite runs where only torch/transformers/peft are installed (docs/benchmarks.md).
+    code = ("import sys, mama_core.inference, mama_core.training.trainer\n"
+            "print('sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

@@ -12,7 +12,14 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+
+
+def _sk():
+    """scikit-learn's metrics, imported on first use: the predictor imports this module, and
+    reading studies (or the GPU suite on a bare machine) must not pay for or need scikit-learn."""
+    import sklearn.metrics
+
+    return sklearn.metrics
 
 
 @dataclass
@@ -63,14 +70,14 @@ def auc_over_present(y_true: np.ndarray, probs: np.ndarray) -> tuple[float | Non
         return None, used, absent
     if n_classes == 2:
         # Binary: the single AUC of the positive-class score (sklearn's convention).
-        return float(roc_auc_score(y_true, probs[:, 1])), [0, 1], []
-    aucs = [roc_auc_score((y_true == c).astype(int), probs[:, c]) for c in used]
+        return float(_sk().roc_auc_score(y_true, probs[:, 1])), [0, 1], []
+    aucs = [_sk().roc_auc_score((y_true == c).astype(int), probs[:, c]) for c in used]
     return float(np.mean(aucs)), used, absent
 
 
 def sensitivity_specificity(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float | None, float | None]:
     """Binary: sensitivity = TP / (TP + FN), specificity = TN / (TN + FP); None when undefined."""
-    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    tn, fp, fn, tp = _sk().confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     sens = float(tp / (tp + fn)) if tp + fn else None
     spec = float(tn / (tn + fp)) if tn + fp else None
     return sens, spec
@@ -87,14 +94,14 @@ def compute_metrics(y_true, probs, n_boot: int = 0, seed: int = 0) -> Metrics:
         # "y_pred contains classes not in y_true": expected with absent classes; bACC then
         # averages the recalls of the classes present (sklearn's definition).
         warnings.simplefilter("ignore", UserWarning)
-        bacc = float(balanced_accuracy_score(y_true, y_pred))
+        bacc = float(_sk().balanced_accuracy_score(y_true, y_pred))
     m = Metrics(
         n=len(y_true),
         balanced_accuracy=bacc,
         auc=auc,
         auc_classes=used,
         absent_classes=absent,
-        confusion=confusion_matrix(y_true, y_pred, labels=list(range(probs.shape[1]))).tolist(),
+        confusion=_sk().confusion_matrix(y_true, y_pred, labels=list(range(probs.shape[1]))).tolist(),
     )
     if probs.shape[1] == 2:
         m.sensitivity, m.specificity = sensitivity_specificity(y_true, y_pred)
@@ -105,7 +112,7 @@ def compute_metrics(y_true, probs, n_boot: int = 0, seed: int = 0) -> Metrics:
 
 def _point_values(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     y_pred = probs.argmax(axis=1)
-    out = {"balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred))}
+    out = {"balanced_accuracy": float(_sk().balanced_accuracy_score(y_true, y_pred))}
     auc, _, _ = auc_over_present(y_true, probs)
     if auc is not None:
         out["auc"] = auc
