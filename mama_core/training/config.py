@@ -166,6 +166,9 @@ class TrainConfig(Config):
         "help": "activation checkpointing per encoder: none | vision (ViT blocks) | text (text blocks) | all"})
     compile: bool = field(default=False, metadata={
         "help": "torch.compile the two encoders (slow first steps; worth it on long GPU runs)"})
+    sync_batchnorm: bool = field(default=False, metadata={
+        "help": "under torchrun on CUDA, BatchNorm layers (the reference preset's heads) normalise over "
+                "the whole global batch instead of each process's share; the released code does not"})
     image_size: int | None = field(default=None, metadata={
         "help": "model input size in pixels; null = model.vision.image_size, else overrides it"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batches and dropout"})

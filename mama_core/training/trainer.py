@@ -261,6 +261,8 @@ class _Run:
         if self.info.enabled:
             # find_unused_parameters: before step delta the local heads get no gradient.
             ids = [self.device.index] if self.device.type == "cuda" else None
+            if self.config.sync_batchnorm and self.device.type == "cuda":  # torch has no CPU SyncBatchNorm
+                model = self.bare = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                              find_unused_parameters=True)
 
