@@ -28,7 +28,6 @@ import functools
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ from mama_core.captions import build_caption  # noqa: E402
 from mama_core.losses import mama_objective  # noqa: E402
 from mama_core.preprocess import normalise, resize_to_square  # noqa: E402
 from mama_core.training import load_config  # noqa: E402
+from mama_core.optim import peak_memory_mb  # noqa: E402
 from mama_core.training.distributed import pick_device  # noqa: E402
 from mama_core.training.trainer import (  # noqa: E402
     build_model_for, compile_encoders, frozen_dtype_for, make_optimizer, use_autocast)
@@ -79,12 +79,6 @@ def _images(batch: int, size: int, data: list | None, decode: bool, cache) -> tu
     paths = [data[i % len(data)].path for i in range(batch)]
     views = torch.stack([one(p) for p in paths])
     return views, views.flip(-1)
-
-
-def _peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water (Linux)
 
 
 def _make_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -143,7 +137,7 @@ def run_case(cfg, device: torch.device, steps: int, baseline: bool, data: list |
                 times.append(time.perf_counter() - start)
     step = statistics.median(times)
     frozen = [p for p in model.parameters() if not p.requires_grad]
-    return {"step_time_s": step, "images_per_s": cfg.batch_size / step, "peak_memory_mb": _peak_mb(device),
+    return {"step_time_s": step, "images_per_s": cfg.batch_size / step, "peak_memory_mb": peak_memory_mb(device),
             "rss_after_build_mb": rss_built, "loss": float(loss.detach()),
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "frozen_params": sum(p.numel() for p in frozen),

@@ -85,6 +85,18 @@ def auto_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """The job's memory high-water mark: CUDA memory allocated on a GPU, else the process's peak
+    resident set (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 # --------------------------------------------------------------------------- stop flag
 
 

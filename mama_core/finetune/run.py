@@ -120,7 +120,7 @@ class FinetuneLog:
     def _row(self, report: FinetuneReport) -> dict[str, Any]:
         import time
 
-        from mama_core.training.trainer import _max_memory_mb
+        from mama_core.optim import peak_memory_mb
 
         stage = report.extra.get("stage")
         if stage != self.stage:
@@ -132,7 +132,7 @@ class FinetuneLog:
         device = auto_device(self.cfg.device)
         return {"step": self.step, "phase": report.phase, "stage": stage or "", "loss": report.loss,
                 "lr": self._lr(report, stage), "val_bacc": report.val_bacc, "best_val_bacc": report.best_val_bacc,
-                "steps_per_s": rate, "max_memory_mb": _max_memory_mb(device), "elapsed_s": report.elapsed_s,
+                "steps_per_s": rate, "max_memory_mb": peak_memory_mb(device), "elapsed_s": report.elapsed_s,
                 **{k: v for k, v in (report.extra.get("losses") or {}).items() if k.endswith("_loss")}}
 
     def _lr(self, report: FinetuneReport, stage: str | None) -> float | None:

@@ -17,7 +17,6 @@ Exact resume: batches are a function of (seed, step) (see `training.data`), the 
 from __future__ import annotations
 
 import contextlib
-import resource
 import time
 import warnings
 from collections import deque
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from mama_core.errors import ConfigError, DataError
-from mama_core.optim import StopFlag, cosine_scheduler, should_stop
+from mama_core.optim import StopFlag, cosine_scheduler, peak_memory_mb, should_stop
 from mama_core.training import distributed as ddp
 from mama_core.training.cache import ImageCache, default_cache_dir, warm_cache
 from mama_core.training.checkpoint import (
@@ -84,12 +83,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _max_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def use_autocast(config: TrainConfig, device: torch.device) -> bool:
@@ -386,7 +379,7 @@ class _Run:
             local_weight=losses.get("local_weight", 0.0),
             lr=getattr(self, "lr", self.scheduler.get_last_lr()[0]),
             images_per_s=pairs / step_time if step_time > 0 else 0.0,
-            step_time_s=step_time, max_memory_mb=_max_memory_mb(self.device),
+            step_time_s=step_time, max_memory_mb=peak_memory_mb(self.device),
             eta_s=mean_time * (cfg.optim.max_steps - self.step), **_scales(self.bare), **extra)
         if self.log is not None and self.step > self.logged_step:  # a stop report repeats a step
             self.log.write(report.csv_row())
