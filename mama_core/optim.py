@@ -85,6 +85,15 @@ def auto_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def bf16_autocast(device: torch.device, enabled: bool = True):
+    """The one mixed-precision context: bf16 autocast with fp32 master weights (docs/method.md
+    §1), or nothing when not `enabled`. Callers decide `enabled` (training: the config's
+    precision; inference and fine-tuning: on CUDA only)."""
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """The job's memory high-water mark: CUDA memory allocated on a GPU, else the process's peak
     resident set (Linux reports ru_maxrss in KiB)."""

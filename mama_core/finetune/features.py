@@ -7,11 +7,11 @@ same folder, and the LoRA/full modes that read images every step, skip DICOM dec
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Iterator, Sequence
 
 import torch
 
+from mama_core.optim import bf16_autocast
 from mama_core.preprocess import normalise
 from mama_core.training.cache import ImageCache, default_cache_dir
 
@@ -23,10 +23,8 @@ def image_cache(model: Any) -> ImageCache:
 
 
 def autocast_for(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA (fp32 master weights, docs/method.md §1); nothing on CPU."""
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bf16 autocast on CUDA when the config asks for it; nothing on CPU."""
+    return bf16_autocast(device, bf16 and device.type == "cuda")
 
 
 def load_batch(cache: ImageCache, records: Sequence[Any]) -> torch.Tensor:

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 from pathlib import Path
@@ -39,7 +38,7 @@ from mama_core.inference.aggregate import aggregate
 from mama_core.inference.cache import LRUCache, file_key
 from mama_core.inference.maps import content_map, read_calibration
 from mama_core.inference.types import ImageFeatures, SimilarityMaps, StudyPrediction, ViewPrediction
-from mama_core.optim import auto_device
+from mama_core.optim import auto_device, bf16_autocast
 from mama_core.paths import resources_dir
 from mama_core.preprocess import fit_to_square, normalise
 
@@ -133,9 +132,7 @@ class Predictor:
 
     # ---- model calls ---------------------------------------------------------------
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return bf16_autocast(self.device, self.device.type == "cuda")
 
     @property
     def resize_mode(self) -> str:

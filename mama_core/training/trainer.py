@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from mama_core.errors import ConfigError, DataError
-from mama_core.optim import StopFlag, cosine_scheduler, peak_memory_mb, should_stop
+from mama_core.optim import StopFlag, bf16_autocast, cosine_scheduler, peak_memory_mb, should_stop
 from mama_core.training import distributed as ddp
 from mama_core.training.cache import ImageCache, default_cache_dir, warm_cache
 from mama_core.training.checkpoint import (
@@ -170,7 +170,7 @@ def compute_losses(model: nn.Module, bare: nn.Module, batch: dict[str, Any], ste
 
     tokens = {k: _to_device(v, device) for k, v in bare.tokenize(batch["captions"]).items()}
     images, images2 = _to_device(batch["images"], device), _to_device(batch["images2"], device)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    with bf16_autocast(device, amp):
         outputs = model(images, images2, tokens)
     return mama_objective(outputs, step, loss_cfg, gather=gather)
 
