@@ -44,9 +44,5 @@ class RegistryError(MamaError):
     """A model-registry operation is not allowed or failed."""
 
 
-class StoppedError(MamaError):
-    """A long job was asked to stop."""
-
-
 class ImageFileError(MamaError):
     """An image file (PNG, JPEG, TIFF, PGM) could not be read or is not a usable image."""

@@ -71,6 +71,8 @@ def build_and_search(folder: Path, predictor: Any, text: str, indexed: bool, loc
     if not indexed:
         for report in engine.build_index(folder, predictor, stop=stop):
             progress(report)
+        if stop.is_set():  # cancelled: what was indexed is saved, nothing is searched
+            return []
     hits: list[Any] = []
     for hits in engine.search_progressively(text, predictor, folder, top_k=20, local_weight=local_weight):
         progress(Ranked(list(hits)))

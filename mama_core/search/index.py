@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from mama_core.errors import DataError, MamaError, ModelError, StoppedError
+from mama_core.errors import DataError, MamaError, ModelError
 from mama_core.optim import should_stop
 from mama_core.paths import user_data_dir
 from mama_core.search.store import (
@@ -59,6 +59,7 @@ class IndexProgress:
     failed: int = 0  # files that could not be decoded (skipped, named in the log)
     elapsed_s: float = 0.0
     eta_s: float | None = None  # seconds left at the current rate (None until known)
+    cancelled: bool = False  # the last report of a run ended by its stop flag
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -376,7 +377,7 @@ def build_index(folder: str | Path, predictor: Any, name: str | None = None,
                 workers: int = 0, dist: Any = None) -> Iterator[IndexProgress]:
     """Index every study image under `folder`; yields IndexProgress as files are handled,
     then one with finished=True.  `stop` (callable or threading.Event) ends the run early
-    with StoppedError after publishing what was encoded.  `dist`: a
+    after publishing what was encoded; its last report then says cancelled=True.  `dist`: a
     `mama_core.training.distributed.DistInfo` when running under torchrun."""
     folder = Path(folder).resolve()
     if not folder.is_dir():
@@ -441,10 +442,8 @@ def _build(folder, predictor, name, stop, rebuild, workers, dist, rank, world) -
         merge_small_segments(root, manifest)
     if world > 1:
         ddp.barrier(dist)
-    if stopped:
-        raise StoppedError("indexing stopped; the files encoded so far are saved", path=root)
-    yield IndexProgress(total, total, encoded, None, None, finished=True, removed=len(gone), failed=failed,
-                        elapsed_s=time.monotonic() - t0, eta_s=0.0)
+    yield IndexProgress(done, total, encoded, None, None, finished=not stopped, removed=len(gone), failed=failed,
+                        elapsed_s=time.monotonic() - t0, eta_s=0.0 if not stopped else None, cancelled=stopped)
 
 
 def _progress(done: int, total: int, encoded: int, row: tuple, t0: float, unchanged: int, removed: int,
