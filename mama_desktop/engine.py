@@ -7,6 +7,7 @@ engine module is a broken installation and fails loudly.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,18 @@ from typing import Any
 
 from mama_core.errors import MamaError
 from mama_core import images, paths
+
+
+# Modules whose first import runs one long C call under the GIL, which freezes the GUI thread
+# however the import is threaded: faiss's SWIG extension initialises for ~0.3 s in one call
+# (benchmarks/pacs_gui.py caught the first prediction's OOD check importing it on a worker).
+# The window imports them while it is built, before it is shown.
+GIL_HEAVY_MODULES = ("faiss",)
+
+
+def preload_gil_heavy_modules() -> None:
+    for name in GIL_HEAVY_MODULES:
+        importlib.import_module(name)
 
 
 def redacting_log_filter():
