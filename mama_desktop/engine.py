@@ -7,6 +7,9 @@ engine module is a broken installation and fails loudly.
 
 from __future__ import annotations
 
+import gc
+import importlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,18 @@ from mama_core.errors import MamaError
 from mama_core import images, paths
 # The fine-tuning config imports no torch: the dialog reads its choices and defaults at once.
 from mama_core.finetune.config import MODES as FINETUNE_MODES, TASK_CLASSES, FinetuneConfig
+
+
+# Modules whose first import runs one long C call under the GIL, which freezes the GUI thread
+# however the import is threaded: faiss's SWIG extension initialises for ~0.3 s in one call
+# (benchmarks/pacs_gui.py caught the first prediction's OOD check importing it on a worker).
+# The window imports them while it is built, before it is shown.
+GIL_HEAVY_MODULES = ("faiss",)
+
+
+def preload_gil_heavy_modules() -> None:
+    for name in GIL_HEAVY_MODULES:
+        importlib.import_module(name)
 
 
 def redacting_log_filter():
@@ -61,7 +76,38 @@ def tags_for_display(path: str | Path) -> list[tuple[str, str, str]]:
     return [(str(t), str(n), str(v)) for t, n, v in _tags(path)]
 
 
+# What a model load imports (torch, transformers, peft and the engine): ~700k objects that the
+# garbage collector tracks and that live as long as the app. Every automatic full collection
+# walks all of them under the GIL, 0.4-1.3 s on the benchmark machine, freezing the event loop
+# from whichever thread allocates (benchmarks/pacs_gui.py caught one in the first PACS search).
+ENGINE_MODULES = ("mama_core.inference", "mama_core.model.io", "peft")
+_freeze_lock = threading.Lock()
+_frozen = False
+
+
+def _import_engine_frozen() -> None:
+    """Import ENGINE_MODULES with automatic collection paused, then move every object alive into
+    the collector's permanent generation (gc.freeze), which automatic passes skip. Done once,
+    before the first model exists: a frozen model would never be collected after a model switch
+    (predictor and model hold reference cycles), while modules are never freed anyway."""
+    global _frozen
+    with _freeze_lock:
+        if _frozen:
+            return
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for name in ENGINE_MODULES:
+                importlib.import_module(name)
+            gc.freeze()
+            _frozen = True
+        finally:
+            if enabled:
+                gc.enable()
+
+
 def load_predictor(name_or_path: str | Path, device: str | None = None) -> Any:
+    _import_engine_frozen()
     from mama_core.inference import Predictor
 
     predictor = Predictor.load(name_or_path, device=device)

@@ -40,6 +40,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: DesktopSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
+        engine.preload_gil_heavy_modules()  # before the event loop runs: their import cannot be hidden on a worker
         self.settings = settings or DesktopSettings()
         self.setWindowTitle("MaMA Workstation — " + NOTICE)
         self.setAcceptDrops(True)

@@ -7,8 +7,9 @@ file is reported as truncated rather than as "missing tag X" further down.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataelem import DataElement, RawDataElement
@@ -39,18 +40,22 @@ def read_dataset(
     if p.is_dir():
         raise DicomError("is a folder, not a DICOM file", p)
     try:
-        ds = pydicom.dcmread(
-            p, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, defer_size=defer_size
-        )
+        # One handle for pydicom and the meta-block check (a folder scan opens each file once).
+        # pydicom keeps the file's name, so deferred elements and pixel data are re-read from it
+        # after the handle is closed, exactly as when it is given the path.
+        with open(p, "rb") as fh:
+            ds = pydicom.dcmread(
+                fh, stop_before_pixels=stop_before_pixels, specific_tags=specific_tags, defer_size=defer_size
+            )
+            second = _second_meta_block(fh)
+            size = os.fstat(fh.fileno()).st_size
     except InvalidDicomError as exc:
         raise DicomError("not a DICOM file (no 'DICM' prefix / file meta information)", p) from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input; all mean "unreadable"
         raise DicomError(f"unreadable DICOM, truncated or corrupt ({type(exc).__name__}: {exc})", p) from exc
-    second = _second_meta_block(p)
     if second:
         raise DicomError(f"two conflicting file-meta blocks: {second}; the file was written twice over "
                          "itself or concatenated, so its encoding cannot be trusted", p)
-    size = p.stat().st_size
     if _cut_short(ds, size) or _cut_short(getattr(ds, "file_meta", None) or Dataset(), size):
         raise DicomError("truncated file: an element holds fewer bytes than its declared length", p)
     if specific_tags is None and len(ds) == 0:
@@ -58,16 +63,16 @@ def read_dataset(
     return ds
 
 
-def _second_meta_block(path: Path) -> str:
+def _second_meta_block(fh: BinaryIO) -> str:
     """A description when group 0002 starts again right after the file meta information its
     group length announces (PS3.10 7.1: one block, then the data set); '' otherwise."""
-    with open(path, "rb") as fh:
-        head = fh.read(144)
-        if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
-            return ""  # no preamble or no group length first: pydicom has judged the meta already
-        end = 144 + int.from_bytes(head[140:144], "little")
-        fh.seek(end)
-        tag = fh.read(4)
+    fh.seek(0)
+    head = fh.read(144)
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        return ""  # no preamble or no group length first: pydicom has judged the meta already
+    end = 144 + int.from_bytes(head[140:144], "little")
+    fh.seek(end)
+    tag = fh.read(4)
     if len(tag) == 4 and int.from_bytes(tag[:2], "little") == 0x0002:
         element = int.from_bytes(tag[2:], "little")
         return f"a second group 0002 starts at byte {end} (element (0002,{element:04X}))"

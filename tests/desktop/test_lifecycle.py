@@ -134,3 +134,23 @@ def test_real_window_under_xvfb(user_dirs: Path, studies_dir: Path) -> None:
     finally:
         xvfb.terminate()
         xvfb.wait(10)
+
+
+def test_the_engine_is_frozen_for_the_collector_but_the_model_is_not(
+        tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first load moves the engine's modules into the collector's permanent generation
+    (gc.freeze), so full collections stop walking them under the GIL; the model itself must stay
+    where the collector sees it, or a model caught in a reference cycle would never be freed
+    after a model switch."""
+    import gc
+
+    monkeypatch.setattr(engine, "_frozen", False)  # as in a fresh app, whatever loaded before
+    gc.unfreeze()
+    try:
+        first = engine.load_predictor(str(tiny_model_dir), "cpu")
+        assert gc.get_freeze_count() > 10_000  # torch, transformers, peft, the engine
+        second = engine.load_predictor(str(tiny_model_dir), "cpu")  # a switch freezes nothing more
+        seen = {id(o) for o in gc.get_objects()}
+        assert id(first.model) in seen and id(second.model) in seen
+    finally:
+        gc.unfreeze()
