@@ -178,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         ScreenshotJob(window, args.screenshot.resolve(), args.timeout, expect_folder=bool(args.demo or args.folder))
     window.show()
-    start(window, args)
     # What start-up built (modules, the window and its panels) lives until exit: frozen, it is
     # never scanned again, so every later cyclic collection is short (docs/architecture.md).
+    # Before start(): that begins loading the model, and a frozen model would never be freed
+    # after a model switch (the engine freezes its own modules at the first load, likewise).
     gc.freeze()
+    start(window, args)
     return int(app.exec())
 
 
