@@ -18,7 +18,7 @@ from typing import Any
 from mama_core.errors import MamaError
 from mama_core import images, paths
 # The fine-tuning config imports no torch: the dialog reads its choices and defaults at once.
-from mama_core.finetune.config import MODES as FINETUNE_MODES, TASK_CLASSES, FinetuneConfig
+from mama_core.finetune import MODES as FINETUNE_MODES, TASK_CLASSES, FinetuneConfig
 
 
 # Modules whose first import runs one long C call under the GIL, which freezes the GUI thread

@@ -10,7 +10,7 @@ import mama_desktop
 PUBLIC_ENGINE_MODULES = {
     "mama_core", "mama_core.errors", "mama_core.paths", "mama_core.dicom", "mama_core.inference",
     "mama_core.search", "mama_core.synthetic", "mama_core.captions", "mama_core.registry",
-    "mama_core.logging_setup", "mama_core.datasets", "mama_core.pacs", "mama_core.reports",
+    "mama_core.logging_setup", "mama_core.datasets", "mama_core.pacs", "mama_core.reports", "mama_core.finetune",
 }
 
 
