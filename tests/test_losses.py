@@ -300,7 +300,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_gathered_objective_matches_single_process() -> None:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

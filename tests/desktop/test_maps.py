@@ -60,7 +60,6 @@ def test_latest_request_wins(qtbot) -> None:
     assert runner.shutdown(5000)
 
 
-@pytest.mark.slow
 def test_typing_produces_maps_on_four_views_without_blocking(qtbot, window, studies_dir: Path,
                                                              tiny_model_dir: Path, monkeypatch) -> None:
     window.load_model(str(tiny_model_dir), "cpu")
@@ -94,7 +93,6 @@ def test_typing_produces_maps_on_four_views_without_blocking(qtbot, window, stud
     assert threads and all(t is not threading.main_thread() for t in threads)
 
 
-@pytest.mark.slow
 def test_hide_and_opacity(qtbot, window, studies_dir: Path, tiny_model_dir: Path) -> None:
     window.load_model(str(tiny_model_dir), "cpu")
     qtbot.waitUntil(lambda: window.state.predictor is not None, timeout=60000)

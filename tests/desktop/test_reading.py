@@ -146,7 +146,6 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-@pytest.mark.slow
 def test_memory_plateaus_over_thirty_real_size_studies(qtbot, window, monkeypatch) -> None:
     """30 studies of 3062 x 2394 (a GE detector's size; one view each to keep the test cheap)
     opened one after the other through the real study loader: resident memory stays flat."""

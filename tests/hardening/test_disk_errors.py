@@ -254,7 +254,6 @@ def test_train_out_where_a_file_is(tmp_path, studies, capsys):
     assert code == 2 and str(tmp_path / "afile" / "run") in err
 
 
-@pytest.mark.slow
 def test_train_checkpoint_on_a_full_disk(tmpfs, studies, capsys):
     """A real run whose first checkpoint does not fit: exit 2, a message naming the
     checkpoint, and no half-written checkpoint left."""

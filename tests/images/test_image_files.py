@@ -194,7 +194,6 @@ def test_image_folder_gives_training_records(tmp_path):
     assert tuple(cached.shape) == (1, 32, 32) and float(cached.max()) > 0.5
 
 
-@pytest.mark.slow
 def test_model_runs_on_a_png_study(tmp_path):
     """The predictor takes a PNG study folder or a single PNG like a DICOM one (maps only:
     predictions run through the same image features)."""

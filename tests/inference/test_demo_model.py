@@ -19,7 +19,6 @@ from mama_core.paths import resources_dir
 
 DEMO = resources_dir() / "models" / "demo"
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not (DEMO / "config.json").is_file(), reason="the demo model is not built"),
 ]
 

@@ -70,7 +70,6 @@ needs_demo = pytest.mark.skipif(not (DEMO / ood.OOD_JSON).is_file(),
                                 reason="the demo model or its OOD statistics are absent")
 
 
-@pytest.mark.slow
 @needs_demo
 def test_demo_ood_separates_real_mammograms_from_unseen_synthetic(demo, unseen):
     # `demo` and `unseen` (seed 4321, 12 studies, 1024 rows): session fixtures in conftest.py
@@ -99,7 +98,6 @@ def test_demo_ood_separates_real_mammograms_from_unseen_synthetic(demo, unseen):
     assert "synthetic phantoms" in one["notice"]
 
 
-@pytest.mark.slow
 @needs_demo
 def test_temperature_lowers_ece_on_held_out_synthetic(demo, unseen):
     """Zero-shot BI-RADS of the demo (at chance, yet confident) on unseen studies: a

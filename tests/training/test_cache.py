@@ -83,7 +83,6 @@ def test_warm_cache_progress_and_failures(records, tmp_path: Path):
     assert all(cache.entry(r.path).is_file() for r in records[:3])
 
 
-@pytest.mark.slow
 def test_warm_cache_with_worker_processes(records, tmp_path: Path):
     progress = list(warm_cache(records[:4], 56, workers=2, cache_dir=tmp_path))
     assert progress[-1].done == 4 and all(p.error is None for p in progress)

@@ -61,7 +61,6 @@ def _check_tensorboard(folder: Path, reports: list) -> None:
     assert abs(events.Scalars("train/logit_scale")[-1].value - reports[-1].logit_scale) < 1e-4
 
 
-@pytest.mark.slow
 def test_resume_is_exact_across_delta_and_workers(records, tiny_overrides, tmp_path):
     """6 steps in one go without DataLoader workers == 3 steps, stop, resume to 6 with 2
     worker processes (delta = 4: the local loss switches on inside the resumed half). LoRA
