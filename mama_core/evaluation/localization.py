@@ -95,8 +95,11 @@ def pointing_game(predictor: Any, folder: str | Path, sentence: str = MASS_SENTE
         result.views += 1
         result.hits += int(hit)
         stored_x = width - x if image.flipped else x
+        # `boxes` in the canonical frame (chest wall left), as the report's figures draw them,
+        # so the report needs no second read of the ground truth.
         result.details.append({"path": _relative(truth.path, folder), "view": image.key, "hit": hit,
-                               "max": float(sim.max()), "at": [int(stored_x), int(y)]})
+                               "max": float(sim.max()), "at": [int(stored_x), int(y)],
+                               "boxes": [[float(v) for v in box.box] for box in boxes]})
     if result.views == 0:
         raise DataError(f"no annotated image has a '{lesion_type}' lesion", folder)
     return result

@@ -266,44 +266,29 @@ def pick_examples(details: list[dict], n: int = POINTING_EXAMPLES) -> list[dict]
     return picked
 
 
-def _lesions_by_path(data_dir: Path, lesion_type: str) -> dict[Path, list]:
-    """The ground truth the pointing game used (mama_core.evaluation.localization), per file."""
-    from mama_core.evaluation.localization import load_ground_truth
-
-    return {truth.path.resolve(): [les for les in truth.lesions if lesion_type in ("any", les.kind)]
-            for truth in load_ground_truth(data_dir)}
-
-
 def _pointing_figures(out: Path, loc: dict, predictor: Any, data_dir: Path) -> list[Figure]:
-    figures, truth = [], _lesions_by_path(data_dir, loc["lesion_type"])
-    for n, detail in enumerate(pick_examples(loc["details"]), start=1):
-        boxes = truth.get((data_dir / detail["path"]).resolve(), [])
-        figures.append(pointing_figure(out / f"pointing_{n}.png", predictor, data_dir / detail["path"],
-                                       loc["sentence"], boxes, detail))
-    return figures
+    return [pointing_figure(out / f"pointing_{n}.png", predictor, data_dir / detail["path"], loc["sentence"], detail)
+            for n, detail in enumerate(pick_examples(loc["details"]), start=1)]
 
 
-def pointing_figure(path: Path, predictor: Any, image_path: Path, sentence: str, lesions: list,
-                    detail: dict) -> Figure:
+def pointing_figure(path: Path, predictor: Any, image_path: Path, sentence: str, detail: dict) -> Figure:
     """The image, the sentence's map over it, the true lesion boxes (green) and the map maximum (x).
 
-    Drawn in the canonical orientation of `read_image` (chest wall on the left); the lesions
-    (mama_core.datasets.Lesion, stored pixels) are moved into that frame."""
+    Drawn in the canonical orientation of `read_image` (chest wall on the left), the frame of
+    the pointing game's `boxes`."""
     from matplotlib.patches import Rectangle
 
     from mama_core.dicom import read_image
 
     image = read_image(image_path)
     sim = next(iter(predictor.similarity_maps(str(image_path), [sentence]).maps.values()))[0]
-    width = image.pixels.shape[1]
     fig, (left, right) = _new_figure(8.0, 4.6, ncols=2)
     for ax in (left, right):
         ax.imshow(image.pixels, cmap="gray", vmin=0, vmax=1)
         ax.set_axis_off()
     shown = right.imshow(sim, cmap="inferno", alpha=0.55)
     fig.colorbar(shown, ax=right, shrink=0.7, label="cosine similarity")
-    for lesion in lesions:
-        x0, y0, x1, y1 = lesion.to_canonical(width, image.flipped).box
+    for x0, y0, x1, y1 in detail.get("boxes", []):
         for ax in (left, right):
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="lime", lw=1.5))
     row, col = np.unravel_index(int(np.argmax(sim)), sim.shape)

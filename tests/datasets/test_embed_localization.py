@@ -68,6 +68,10 @@ def test_pointing_game_on_demo_set(demo):
     hits = pointing_game(PeakPredictor("lesion"), demo)
     assert hits.views > 0 and hits.hits == hits.views
     assert any(read_image(demo / d["path"]).flipped for d in hits.details)  # the mirror was exercised
+    for d in hits.details:  # the boxes the report draws: canonical frame, holding the map maximum
+        width = read_image(demo / d["path"]).pixels.shape[1]
+        x = width - d["at"][0] if read_image(demo / d["path"]).flipped else d["at"][0]
+        assert any(x0 <= x <= x1 and y0 <= d["at"][1] <= y1 for x0, y0, x1, y1 in d["boxes"]), d
     misses = pointing_game(PeakPredictor("edge"), demo)
     assert misses.views == hits.views and misses.hits == 0
 
