@@ -124,49 +124,11 @@ def peak_tflops(device_name: str | None, override: float | None) -> float | None
 
 
 def write_text_model(folder: Path, gpt2: tuple[int, int, int, int]) -> Path:
-    """A random GPT-2 folder of the given (width, layers, heads, vocabulary) with a tokenizer.
+    """A random GPT-2 folder of the given (width, layers, heads, vocabulary) with a tokenizer."""
+    from mama_core.model.shapes import GPT2Shape, write_random_gpt2
 
-    Uses the engine's writer (`mama_core.model.shapes.write_random_gpt2`) when this tree has
-    it; the fallback below exists only in benchmarks/, for trees without it."""
     width, layers, heads, vocab = gpt2
-    try:
-        from mama_core.model.shapes import GPT2Shape, write_random_gpt2
-    except ImportError:
-        return _fallback_gpt2(folder, width, layers, heads, vocab)
     return write_random_gpt2(folder, GPT2Shape(n_embd=width, n_layer=layers, n_head=heads, vocab_size=vocab))
-
-
-def _fallback_gpt2(folder: Path, width: int, layers: int, heads: int, vocab: int) -> Path:
-    import random
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
-
-    from mama_core.captions import build_caption
-
-    rng = random.Random(0)
-    corpus = [build_caption(_meta(i), mask_prob=0.5, rng=rng) for i in range(200)]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=min(vocab, 2000), special_tokens=["<|endoftext|>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                        show_progress=False))
-    fast = GPT2TokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                             unk_token="<|endoftext|>")
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=vocab, n_embd=width, n_layer=layers, n_head=heads, n_positions=1024,
-                     bos_token_id=0, eos_token_id=0)
-    GPT2Model(cfg).to(torch.bfloat16).save_pretrained(folder)
-    return folder
-
-
-def _meta(i: int) -> dict:
-    return {"StudyDescription": "MG Screening Bilateral", "age_at_study": 40 + i % 40, "RACE_DESC": "White",
-            "ETHNIC_GROUP_DESC": "Non-Hispanic", "FinalImageType": "2D", "ImageLateralityFinal": "LR"[i % 2],
-            "ViewPosition": ("CC", "MLO")[i % 2], "tissueden": 1 + i % 4, "asses": "NBAPSM"[i % 6],
-            "massshape": "O", "massdens": "="}
 
 
 # --------------------------------------------------------------------------- FLOPs
