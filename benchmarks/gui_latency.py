@@ -202,13 +202,17 @@ def gap_rows(r: dict, phases) -> list[tuple[str, str]]:
     return rows
 
 
-def markdown(r: dict) -> str:
-    rows = gap_rows(r, PHASES)
+def gap_markdown(r: dict, phases: tuple, command: str, window: str, device: str) -> str:
+    """The docs section of an event-loop latency benchmark: what ran, then one row per phase."""
     return "\n".join([
-        f"`python benchmarks/gui_latency.py --studies {r['studies']} --rows {r['rows']} --steps {r['finetune']['steps']}` "
-        f"— the real MainWindow on Qt's `{r['platform']}` platform; a 10 ms QTimer records the longest gap "
-        f"between its ticks. Target: no gap above {TARGET_MS:.0f} ms. Model: {r['model']}; device: {r['device']}.", "",
-        table(rows, ("phase", "event-loop gaps")), ""])
+        f"`{command}` — {window} on Qt's `{r['platform']}` platform; a 10 ms QTimer records the longest gap "
+        f"between its ticks. Target: no gap above {TARGET_MS:.0f} ms. Model: {r['model']}; device: {device}.", "",
+        table(gap_rows(r, phases), ("phase", "event-loop gaps")), ""])
+
+
+def markdown(r: dict) -> str:
+    command = f"python benchmarks/gui_latency.py --studies {r['studies']} --rows {r['rows']} --steps {r['finetune']['steps']}"
+    return gap_markdown(r, PHASES, command, "the real MainWindow", r["device"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, resolve_model, table  # noqa: E402
-from gui_latency import TARGET_MS, StallMonitor, gap_rows, phase  # noqa: E402
+from _common import ROOT, resolve_model  # noqa: E402
+from gui_latency import TARGET_MS, StallMonitor, gap_markdown, phase  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 TITLE = "PACS source event-loop latency"
@@ -106,12 +106,8 @@ PHASES = (("search", "(a) QIDO search"), ("retrieve_open", "(b) retrieve study +
 
 
 def markdown(r: dict) -> str:
-    rows = gap_rows(r, PHASES)
-    return "\n".join([
-        f"`python benchmarks/pacs_gui.py --rows {r['rows']}` — the real MainWindow (File > PACS) on Qt's "
-        f"`{r['platform']}` platform against a local Orthanc; a 10 ms QTimer records the longest gap between its "
-        f"ticks. Target: no gap above {TARGET_MS:.0f} ms. Model: {r['model']}; device: cpu.", "",
-        table(rows, ("phase", "event-loop gaps")), ""])
+    return gap_markdown(r, PHASES, f"python benchmarks/pacs_gui.py --rows {r['rows']}",
+                        "the real MainWindow (File > PACS) against a local Orthanc", "cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
